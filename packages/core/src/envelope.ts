@@ -1,0 +1,97 @@
+import { CeleryTsError } from "./errors.ts";
+import { encodeJson } from "./json.ts";
+import type { WireMessage } from "./task-message.ts";
+
+/**
+ * kombu's "virtual" transports (Redis, SQS, SQLAlchemy) store each message as one JSON envelope:
+ * the body base64-encoded, with headers and properties beside it. We store the same envelope, so a
+ * Python worker can read what we queue and the other way round.
+ */
+export interface EnvelopeRoute {
+  exchange: string;
+  routingKey: string;
+  priority: number;
+  deliveryTag: string;
+}
+
+export function encodeEnvelope(message: WireMessage, route: EnvelopeRoute): string {
+  const properties = messageProperties(message.properties);
+  return encodeJson({
+    body: Buffer.from(message.body, "utf8").toString("base64"),
+    "content-encoding": message.contentEncoding,
+    "content-type": message.contentType,
+    headers: message.headers,
+    properties: {
+      ...properties,
+      delivery_info: { exchange: route.exchange, routing_key: route.routingKey },
+      priority: route.priority,
+      body_encoding: "base64",
+      delivery_tag: route.deliveryTag,
+    },
+  });
+}
+
+/** Properties the envelope owns; the rest belong to the message. */
+function messageProperties(all: Record<string, unknown>): Record<string, unknown> {
+  const {
+    priority: _priority,
+    delivery_info: _deliveryInfo,
+    body_encoding: _bodyEncoding,
+    delivery_tag: _deliveryTag,
+    ...properties
+  } = all;
+  return properties;
+}
+
+export interface DecodedEnvelope {
+  message: WireMessage;
+  deliveryTag: string | undefined;
+}
+
+function malformed(reason: string, cause?: unknown): CeleryTsError {
+  return new CeleryTsError("MALFORMED_MESSAGE", `malformed message envelope: ${reason}`, { cause });
+}
+
+/** Reads an envelope; throws a `MALFORMED_MESSAGE` error that says what is wrong. */
+export function decodeEnvelope(raw: string): DecodedEnvelope {
+  let envelope: unknown;
+  try {
+    envelope = JSON.parse(raw);
+  } catch (error) {
+    throw malformed(`not JSON (${(error as Error).message})`, error);
+  }
+  if (typeof envelope !== "object" || envelope === null || Array.isArray(envelope)) {
+    throw malformed("not a JSON object");
+  }
+  const e = envelope as Record<string, unknown>;
+  const properties = e.properties ?? {};
+  const headers = e.headers ?? {};
+  if (typeof e.body !== "string") throw malformed("'body' is missing or not a string");
+  if (typeof properties !== "object" || properties === null || Array.isArray(properties)) {
+    throw malformed("'properties' is not an object");
+  }
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
+    throw malformed("'headers' is not an object");
+  }
+  const props = properties as Record<string, unknown>;
+  let body = e.body;
+  if (props.body_encoding === "base64") {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) throw malformed("'body' is not valid base64");
+    body = Buffer.from(body, "base64").toString("utf8");
+  } else if (props.body_encoding !== undefined) {
+    throw malformed(`unknown body_encoding ${JSON.stringify(props.body_encoding)}`);
+  }
+  return {
+    message: {
+      body,
+      contentType: typeof e["content-type"] === "string" ? e["content-type"] : "",
+      contentEncoding: typeof e["content-encoding"] === "string" ? e["content-encoding"] : "utf-8",
+      headers: headers as Record<string, unknown>,
+      properties: {
+        ...messageProperties(props),
+        ...(typeof props.priority === "number" && { priority: props.priority }),
+      },
+    },
+    deliveryTag: typeof props.delivery_tag === "string" ? props.delivery_tag : undefined,
+  };
+}

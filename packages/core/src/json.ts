@@ -1,0 +1,133 @@
+import { CeleryTsError } from "./errors.ts";
+
+/**
+ * JSON as Python's `json.dumps` writes it (kombu's serializer): `", "` and `": "` separators and
+ * every non-ASCII character escaped. Messages and results we write then match what Python Celery
+ * writes byte for byte, so either side can compare, hash or deduplicate them.
+ *
+ * Dates are written as ISO-8601 strings (what kombu 5.2 writes, and 5.3+ reads); bigints as JSON
+ * integers (Python reads them exactly). NaN, Infinity, cycles and functions throw an `ENCODE` error.
+ */
+export function encodeJson(value: unknown): string {
+  const out: string[] = [];
+  writeValue(value, out, new Set());
+  return out.join("");
+}
+
+function writeValue(value: unknown, out: string[], ancestors: Set<object>): void {
+  if (value === null || value === undefined) {
+    out.push("null");
+    return;
+  }
+  switch (typeof value) {
+    case "string":
+      out.push(quote(value));
+      return;
+    case "boolean":
+      out.push(value ? "true" : "false");
+      return;
+    case "number":
+      if (!Number.isFinite(value)) {
+        throw new CeleryTsError("ENCODE", `${value} cannot be sent as JSON; send null or a string`);
+      }
+      out.push(String(value));
+      return;
+    case "bigint":
+      out.push(value.toString());
+      return;
+    case "object":
+      break;
+    default:
+      throw new CeleryTsError("ENCODE", `a ${typeof value} cannot be sent as JSON`);
+  }
+  const object = value as object;
+  if (typeof (object as { toJSON?: unknown }).toJSON === "function") {
+    writeValue((object as { toJSON(): unknown }).toJSON(), out, ancestors);
+    return;
+  }
+  if (ancestors.has(object)) {
+    throw new CeleryTsError("ENCODE", "a value that contains itself (a cycle) cannot be sent as JSON");
+  }
+  ancestors.add(object);
+  if (Array.isArray(object)) {
+    out.push("[");
+    object.forEach((item: unknown, index) => {
+      if (index > 0) out.push(", ");
+      writeValue(typeof item === "function" || typeof item === "symbol" ? null : item, out, ancestors);
+    });
+    out.push("]");
+  } else if (ArrayBuffer.isView(object)) {
+    throw new CeleryTsError("ENCODE", "binary data cannot be sent as JSON; send it base64-encoded");
+  } else {
+    out.push("{");
+    let first = true;
+    for (const [key, item] of Object.entries(object)) {
+      if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
+      if (!first) out.push(", ");
+      first = false;
+      out.push(quote(key), ": ");
+      writeValue(item, out, ancestors);
+    }
+    out.push("}");
+  }
+  ancestors.delete(object);
+}
+
+// Python's ensure_ascii: escape quote, backslash and everything outside printable ASCII.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/g;
+const SHORT_ESCAPES: Record<string, string> = {
+  '"': '\\"',
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+  "\b": "\\b",
+  "\f": "\\f",
+};
+
+function quote(text: string): string {
+  return `"${text.replace(
+    NEEDS_ESCAPE,
+    (ch) => SHORT_ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  )}"`;
+}
+
+/**
+ * Parses JSON written by Python or TypeScript peers. kombu 5.3+ wraps some values as
+ * `{"__type__": ..., "__value__": ...}`: datetimes become `Date`s, bytes become `Uint8Array`s,
+ * and dates, times, decimals and UUIDs their canonical strings (JavaScript has no exact type for
+ * them). An unknown marker throws, as it does in kombu.
+ */
+export function decodeJson(text: string): unknown {
+  return JSON.parse(text, (_key, value: unknown) => {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+    const keys = Object.keys(value);
+    if (keys.length !== 2 || !("__type__" in value) || !("__value__" in value)) return value;
+    return decodeTypeMarker(value.__type__, value.__value__);
+  });
+}
+
+function decodeTypeMarker(type: unknown, encoded: unknown): unknown {
+  switch (type) {
+    case "datetime": {
+      const date = new Date(String(encoded));
+      if (Number.isNaN(date.getTime())) throw new Error(`invalid datetime ${String(encoded)}`);
+      return date;
+    }
+    case "date":
+    case "time":
+    case "decimal":
+      return String(encoded);
+    case "uuid": {
+      const hex = String((encoded as { hex?: unknown } | null)?.hex ?? "");
+      if (!/^[0-9a-f]{32}$/i.test(hex)) throw new Error("invalid uuid marker");
+      return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    }
+    case "bytes":
+      return new Uint8Array(Buffer.from(String(encoded), "utf8"));
+    case "base64":
+      return new Uint8Array(Buffer.from(String(encoded), "base64"));
+    default:
+      throw new Error(`unsupported __type__ marker ${JSON.stringify(type)}`);
+  }
+}

@@ -1,0 +1,76 @@
+import { TaskFailedError } from "./errors.ts";
+import type { TaskState } from "./states.ts";
+
+/** Celery's serialized exception, as stored in a FAILURE or RETRY result. */
+export interface ExceptionInfo {
+  exc_type: string;
+  exc_message: unknown[];
+  exc_module: string | null;
+}
+
+/** A task's result as Celery stores it (field names as on the wire). */
+export interface ResultMeta {
+  status: TaskState;
+  /** The return value, the exception (FAILURE, RETRY), or progress meta (custom states). */
+  result: unknown;
+  traceback: string | null;
+  children: unknown[];
+  /** ISO-8601 UTC without offset, as Celery writes it; null until the task is ready. */
+  date_done: string | null;
+  task_id: string;
+  [extended: string]: unknown;
+}
+
+export interface StoreOptions {
+  /** Forget the result after this long. @default the backend's own expiry (one day) */
+  expiresInMs?: number;
+}
+
+export interface WaitOptions {
+  /** Reject with a `TIMEOUT` error after this long. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** Where task states and results go. Every backend passes the same conformance suite. */
+export interface ResultBackend {
+  readonly name: string;
+  /** Idempotent. Other methods connect on first use too. */
+  connect(): Promise<void>;
+  close(): Promise<void>;
+  store(taskId: string, meta: ResultMeta, options?: StoreOptions): Promise<void>;
+  /** The stored meta, or undefined (PENDING: unknown, expired or forgotten). */
+  get(taskId: string): Promise<ResultMeta | undefined>;
+  /** Resolves with the meta once the task is in a ready state (SUCCESS, FAILURE, REVOKED). */
+  waitFor(taskId: string, options: WaitOptions): Promise<ResultMeta>;
+  forget(taskId: string): Promise<void>;
+}
+
+/** `date_done` as Celery writes it: `datetime.utcnow().isoformat()`. */
+export function celeryNow(date = new Date()): string {
+  return `${date.toISOString().slice(0, -1)}000`;
+}
+
+/** How a thrown value is stored, so a Python client's `.get()` raises a readable error too. */
+export function exceptionInfo(error: unknown): ExceptionInfo {
+  if (error instanceof TaskFailedError) {
+    return { exc_type: error.excType, exc_message: [error.excMessage], exc_module: error.excModule };
+  }
+  if (error instanceof Error) {
+    return { exc_type: error.name || "Error", exc_message: [error.message], exc_module: null };
+  }
+  return { exc_type: "Error", exc_message: [String(error)], exc_module: null };
+}
+
+/** The error a FAILURE (or REVOKED) meta stands for, from a TypeScript or a Python worker. */
+export function failureFromMeta(meta: ResultMeta): TaskFailedError {
+  const info = (meta.result ?? {}) as Partial<ExceptionInfo>;
+  const args = Array.isArray(info.exc_message) ? info.exc_message : [info.exc_message ?? ""];
+  return new TaskFailedError({
+    taskId: meta.task_id,
+    excType: typeof info.exc_type === "string" ? info.exc_type : meta.status,
+    excMessage: args.length === 1 && typeof args[0] === "string" ? args[0] : JSON.stringify(args),
+    excModule: typeof info.exc_module === "string" ? info.exc_module : null,
+    traceback: meta.traceback,
+  });
+}

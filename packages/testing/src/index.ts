@@ -1,0 +1,4 @@
+export { backendConformance } from "./backend-suite.ts";
+export type { BackendHarness } from "./backend-suite.ts";
+export { transportConformance } from "./transport-suite.ts";
+export type { TransportHarness } from "./transport-suite.ts";
