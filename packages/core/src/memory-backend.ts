@@ -1,4 +1,5 @@
 import { CeleryTsError } from "./errors.ts";
+import { decodeJson, encodeJson } from "./json.ts";
 import type { ResultBackend, ResultMeta, StoreOptions, WaitOptions } from "./result-backend.ts";
 import { isReadyState } from "./states.ts";
 
@@ -8,7 +9,8 @@ export interface MemoryBackendOptions {
 }
 
 interface Entry {
-  meta: ResultMeta;
+  /** Stored as JSON, as real backends do: what cannot be encoded fails here too. */
+  json: string;
   expiresAt: number;
 }
 
@@ -21,7 +23,8 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): ResultB
   const read = (taskId: string): ResultMeta | undefined => {
     const entry = entries.get(taskId);
     if (entry && entry.expiresAt <= Date.now()) entries.delete(taskId);
-    return entries.get(taskId)?.meta;
+    const json = entries.get(taskId)?.json;
+    return json === undefined ? undefined : (decodeJson(json) as ResultMeta);
   };
 
   return {
@@ -29,17 +32,19 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): ResultB
     async connect() {},
     async close() {},
     async store(taskId: string, meta: ResultMeta, store: StoreOptions = {}) {
-      const copy = structuredClone(meta);
-      entries.set(taskId, { meta: copy, expiresAt: Date.now() + (store.expiresInMs ?? defaultExpiry) });
-      if (isReadyState(meta.status)) waiters.get(taskId)?.forEach((wake) => wake(copy));
+      const json = encodeJson(meta);
+      const expiresAt = Date.now() + (store.expiresInMs ?? defaultExpiry);
+      entries.set(taskId, { json, expiresAt });
+      if (isReadyState(meta.status)) {
+        waiters.get(taskId)?.forEach((wake) => wake(decodeJson(json) as ResultMeta));
+      }
     },
     async get(taskId) {
-      const meta = read(taskId);
-      return meta && structuredClone(meta);
+      return read(taskId);
     },
     waitFor(taskId: string, { timeoutMs, signal }: WaitOptions) {
       const meta = read(taskId);
-      if (meta && isReadyState(meta.status)) return Promise.resolve(structuredClone(meta));
+      if (meta && isReadyState(meta.status)) return Promise.resolve(meta);
       return new Promise<ResultMeta>((resolve, reject) => {
         const set = waiters.get(taskId) ?? new Set();
         waiters.set(taskId, set);
@@ -51,7 +56,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): ResultB
         };
         const wake = (ready: ResultMeta): void => {
           done();
-          resolve(structuredClone(ready));
+          resolve(ready);
         };
         const onAbort = (): void => {
           done();
