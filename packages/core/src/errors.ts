@@ -50,6 +50,8 @@ export class CeleryTsError extends Error {
 }
 
 /** True for any celery-ts error (across duplicate installs), optionally of one code. */
+export function isCeleryTsError(error: unknown, code: "TASK_FAILED"): error is TaskFailedError;
+export function isCeleryTsError(error: unknown, code?: ErrorCode): error is CeleryTsError;
 export function isCeleryTsError(error: unknown, code?: ErrorCode): error is CeleryTsError {
   return (
     typeof error === "object" &&
@@ -78,9 +80,13 @@ export class TaskFailedError extends CeleryTsError implements TaskFailure {
   readonly traceback: string | null;
 
   constructor(failure: TaskFailure) {
-    super("TASK_FAILED", `task ${failure.taskId} failed: ${failure.excType}: ${failure.excMessage}`, {
-      pkg: "client",
-    });
+    super(
+      "TASK_FAILED",
+      `task ${failure.taskId} failed: ${failure.excType}: ${failure.excMessage}`,
+      {
+        pkg: "client",
+      },
+    );
     this.name = failure.excType;
     this.taskId = failure.taskId;
     this.excType = failure.excType;

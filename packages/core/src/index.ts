@@ -27,6 +27,7 @@ export {
   createTaskMessage,
   decodeTaskMessage,
   encodeTaskMessage,
+  formatCeleryDate,
   parseCeleryDate,
 } from "./task-message.ts";
 export type {
@@ -39,10 +40,17 @@ export type {
   TaskMessageInput,
   WireMessage,
 } from "./task-message.ts";
-export { IgnoreTask, RejectTask, RetryTask, UnrecoverableError, asTaskSignal } from "./task-signals.ts";
+export {
+  IgnoreTask,
+  RejectTask,
+  RetryTask,
+  UnrecoverableError,
+  asTaskSignal,
+} from "./task-signals.ts";
 export type { AnyTaskSignal, RetryOptions } from "./task-signals.ts";
 export { declareTask, defineTask } from "./task.ts";
 export type {
+  AnyTaskDefinition,
   ErrorClass,
   TaskArgs,
   TaskDeclaration,

@@ -46,14 +46,21 @@ function writeValue(value: unknown, out: string[], ancestors: Set<object>): void
     return;
   }
   if (ancestors.has(object)) {
-    throw new CeleryTsError("ENCODE", "a value that contains itself (a cycle) cannot be sent as JSON");
+    throw new CeleryTsError(
+      "ENCODE",
+      "a value that contains itself (a cycle) cannot be sent as JSON",
+    );
   }
   ancestors.add(object);
   if (Array.isArray(object)) {
     out.push("[");
     object.forEach((item: unknown, index) => {
       if (index > 0) out.push(", ");
-      writeValue(typeof item === "function" || typeof item === "symbol" ? null : item, out, ancestors);
+      writeValue(
+        typeof item === "function" || typeof item === "symbol" ? null : item,
+        out,
+        ancestors,
+      );
     });
     out.push("]");
   } else if (ArrayBuffer.isView(object)) {

@@ -54,7 +54,11 @@ export function celeryNow(date = new Date()): string {
 /** How a thrown value is stored, so a Python client's `.get()` raises a readable error too. */
 export function exceptionInfo(error: unknown): ExceptionInfo {
   if (error instanceof TaskFailedError) {
-    return { exc_type: error.excType, exc_message: [error.excMessage], exc_module: error.excModule };
+    return {
+      exc_type: error.excType,
+      exc_message: [error.excMessage],
+      exc_module: error.excModule,
+    };
   }
   if (error instanceof Error) {
     return { exc_type: error.name || "Error", exc_message: [error.message], exc_module: null };

@@ -38,7 +38,7 @@ export interface TaskHeaders {
   group: string | null;
   group_index: number | null;
   retries: number;
-  /** [soft, hard] in seconds. */
+  /** [hard, soft] in seconds: Celery's order (`[time_limit, soft_time_limit]`), despite its docs. */
   timelimit: [number | null, number | null];
   root_id: string | null;
   parent_id: string | null;
@@ -92,7 +92,7 @@ export interface TaskMessageInput {
   eta?: Date | null;
   expires?: Date | null;
   retries?: number;
-  /** [soft, hard] in seconds. */
+  /** [hard, soft] in seconds, as in the `timelimit` header. */
   timeLimit?: [number | null, number | null];
   rootId?: string | null;
   parentId?: string | null;
@@ -119,8 +119,8 @@ export function createTaskMessage(input: TaskMessageInput): TaskMessage {
     task: input.task,
     id,
     shadow: input.shadow ?? null,
-    eta: input.eta ? input.eta.toISOString() : null,
-    expires: input.expires ? input.expires.toISOString() : null,
+    eta: input.eta ? formatCeleryDate(input.eta) : null,
+    expires: input.expires ? formatCeleryDate(input.expires) : null,
     group: input.group ?? null,
     group_index: input.groupIndex ?? null,
     retries: input.retries ?? 0,
@@ -142,7 +142,13 @@ export function createTaskMessage(input: TaskMessageInput): TaskMessage {
     }),
     ...(input.priority !== undefined && { priority: input.priority }),
   };
-  const embed: Embed = { callbacks: null, errbacks: null, chain: null, chord: null, ...input.embed };
+  const embed: Embed = {
+    callbacks: null,
+    errbacks: null,
+    chain: null,
+    chord: null,
+    ...input.embed,
+  };
   return { headers, properties, args, kwargs, embed };
 }
 
@@ -187,7 +193,9 @@ export function decodeTaskMessage(wire: WireMessage, options: DecodeOptions = {}
   const maxBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   // The UTF-8 length is at most 3 bytes per UTF-16 unit: only measure exactly when it can matter.
   if (wire.body.length * 3 > maxBytes && Buffer.byteLength(wire.body) > maxBytes) {
-    throw malformed(`body is ${Buffer.byteLength(wire.body)} bytes, over the ${maxBytes}-byte limit`);
+    throw malformed(
+      `body is ${Buffer.byteLength(wire.body)} bytes, over the ${maxBytes}-byte limit`,
+    );
   }
   let body: unknown;
   try {
@@ -262,7 +270,7 @@ function validateHeaders(raw: Record<string, unknown>): TaskHeaders {
     timelimit.length !== 2 ||
     !timelimit.every((t) => t === null || (typeof t === "number" && t > 0))
   ) {
-    throw malformed(`header 'timelimit' is not [soft, hard] seconds (task ${task}[${id}])`);
+    throw malformed(`header 'timelimit' is not [hard, soft] seconds (task ${task}[${id}])`);
   }
   return {
     ...raw,
@@ -308,6 +316,14 @@ function validateEmbed(raw: Record<string, unknown>): Embed {
 }
 
 /**
+ * Writes a date header as Python's `isoformat()` does for an aware UTC datetime. A `Z` suffix
+ * would break `datetime.fromisoformat` on Python < 3.11, which newer Celery uses to read it.
+ */
+export function formatCeleryDate(date: Date): string {
+  return `${date.toISOString().slice(0, -1)}000+00:00`;
+}
+
+/**
  * Reads a date header. Celery writes ISO-8601 with an offset; a date without one is UTC, as Celery
  * reads it with `enable_utc` (its default), not local time as `Date.parse` would.
  */
@@ -326,20 +342,25 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 function optionalString(raw: Record<string, unknown>, key: string): string | null {
   const value = raw[key] ?? null;
-  if (value !== null && typeof value !== "string") throw malformed(`header '${key}' is not a string`);
+  if (value !== null && typeof value !== "string")
+    throw malformed(`header '${key}' is not a string`);
   return value;
 }
 
 function optionalNumber(raw: Record<string, unknown>, key: string): number | null {
   const value = raw[key] ?? null;
-  if (value !== null && typeof value !== "number") throw malformed(`header '${key}' is not a number`);
+  if (value !== null && typeof value !== "number")
+    throw malformed(`header '${key}' is not a number`);
   return value;
 }
 
 function optionalDate(raw: Record<string, unknown>, key: string): string | null {
   const value = raw[key] ?? null;
   if (value instanceof Date) return value.toISOString();
-  if (value !== null && (typeof value !== "string" || Number.isNaN(parseCeleryDate(value).getTime()))) {
+  if (
+    value !== null &&
+    (typeof value !== "string" || Number.isNaN(parseCeleryDate(value).getTime()))
+  ) {
     throw malformed(`header '${key}' is not an ISO-8601 date`);
   }
   return value;

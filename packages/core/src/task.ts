@@ -42,6 +42,13 @@ export interface TaskDefinition<Args extends unknown[] = unknown[], Result = unk
   readonly run: (...args: Args) => Result | Promise<Result>;
 }
 
+/**
+ * Any task, whatever its types: what a worker's registry holds. `any[]` is what lets a task taking
+ * `(a: number)` stand beside one taking `(s: string)`; the task's own types still check its calls.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyTaskDefinition = TaskDefinition<any[], unknown>;
+
 export type TaskArgs<T> = T extends TaskDeclaration<infer A, unknown> ? A : never;
 export type TaskResult<T> = T extends TaskDeclaration<unknown[], infer R> ? R : never;
 
@@ -51,7 +58,7 @@ export function declareTask<Args extends unknown[] = unknown[], Result = unknown
   options: TaskOptions = {},
 ): TaskDeclaration<Args, Result> {
   if (typeof name !== "string" || name === "") {
-    throw new TypeError("[celery-ts:core] a task needs a non-empty name, e.g. \"emails.send\"");
+    throw new TypeError('[celery-ts:core] a task needs a non-empty name, e.g. "emails.send"');
   }
   return Object.freeze({ name, options: Object.freeze({ ...options }) });
 }

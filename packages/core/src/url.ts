@@ -24,7 +24,9 @@ const DRIVER_PACKAGES: Record<string, string> = {
   sqs: "@celery-ts/sqs",
 };
 
+// memory:// URLs with the same name share one in-process broker or backend.
 const memoryBrokers = new Map<string, MemoryBroker>();
+const memoryBackends = new Map<string, ResultBackend>();
 
 function schemeOf(url: string): string {
   const match = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
@@ -83,7 +85,12 @@ export async function resolveTransport(spec: Transport | string): Promise<Transp
 export async function resolveBackend(spec: ResultBackend | string): Promise<ResultBackend> {
   if (typeof spec !== "string") return spec;
   const scheme = schemeOf(spec);
-  if (scheme === "memory") return createMemoryBackend();
+  if (scheme === "memory") {
+    const name = spec.slice("memory://".length);
+    const backend = memoryBackends.get(name) ?? createMemoryBackend();
+    memoryBackends.set(name, backend);
+    return backend;
+  }
   const driver = await loadDriver(scheme);
   if (!driver.createBackendFromUrl) {
     throw new CeleryTsError(

@@ -3,7 +3,9 @@ import { encodeJson, isCeleryTsError } from "../src/index.ts";
 
 describe("encodeJson writes JSON as Python's json.dumps does", () => {
   it("uses Python's separators and escapes non-ASCII", () => {
-    expect(encodeJson({ a: [1, "é", null, true], b: {} })).toBe('{"a": [1, "\\u00e9", null, true], "b": {}}');
+    expect(encodeJson({ a: [1, "é", null, true], b: {} })).toBe(
+      '{"a": [1, "\\u00e9", null, true], "b": {}}',
+    );
     expect(encodeJson("😀\u007f\n")).toBe('"\\ud83d\\ude00\\u007f\\n"');
   });
 
@@ -19,7 +21,14 @@ describe("encodeJson writes JSON as Python's json.dumps does", () => {
 
   it.each([
     ["NaN", NaN],
-    ["a cycle", (() => { const a: unknown[] = []; a.push(a); return a; })()],
+    [
+      "a cycle",
+      (() => {
+        const a: unknown[] = [];
+        a.push(a);
+        return a;
+      })(),
+    ],
     ["binary data", new Uint8Array(2)],
   ])("refuses %s with an ENCODE error", (_what, value) => {
     let error: unknown;
@@ -32,7 +41,11 @@ describe("encodeJson writes JSON as Python's json.dumps does", () => {
   });
 
   it("agrees with JSON.parse on what it wrote", () => {
-    const value = { text: "line\n\"quoted\" \\ tab\t ✓", list: [0.5, -3, 1e21], nested: { ok: false } };
+    const value = {
+      text: 'line\n"quoted" \\ tab\t ✓',
+      list: [0.5, -3, 1e21],
+      nested: { ok: false },
+    };
     expect(JSON.parse(encodeJson(value))).toEqual(value);
   });
 });

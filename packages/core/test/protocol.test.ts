@@ -70,7 +70,7 @@ describe("createTaskMessage", () => {
     );
     expect(message.headers.argsrepr).toBe("(2,)");
     expect(message.headers.kwargsrepr).toBe("{'b': 5}");
-    expect(message.headers.eta).toBe(eta.toISOString());
+    expect(message.headers.eta).toBe(eta.toISOString().replace("Z", "000+00:00"));
     expect(message.headers.root_id).toBe(message.headers.id);
     expect(message.properties).toEqual({
       correlation_id: message.headers.id,
@@ -91,14 +91,18 @@ describe("decodeTaskMessage rejects bad input with a reason", () => {
   const cases: [string, Partial<WireMessage>, RegExp][] = [
     ["bad JSON", { body: "[[1, 2], {}" }, /not valid JSON/],
     ["a body that is not a list", { body: '{"a": 1}' }, /\[args, kwargs, embed\]/],
-    ["args that are not a list", { body: '[1, {}, {}]' }, /args/],
+    ["args that are not a list", { body: "[1, {}, {}]" }, /args/],
     ["kwargs that are not an object", { body: "[[], [], {}]" }, /kwargs/],
     ["a missing task header", { headers: { ...good.headers, task: undefined } }, /'task'/],
     ["a missing id", { headers: { ...good.headers, id: 7 } }, /'id'/],
     ["negative retries", { headers: { ...good.headers, retries: -1 } }, /'retries'/],
     ["a bad eta", { headers: { ...good.headers, eta: "tomorrow" } }, /'eta'/],
     ["a bad timelimit", { headers: { ...good.headers, timelimit: [1] } }, /'timelimit'/],
-    ["an unknown type marker", { body: '[[{"__type__": "pickle", "__value__": 1}], {}, {}]' }, /__type__/],
+    [
+      "an unknown type marker",
+      { body: '[[{"__type__": "pickle", "__value__": 1}], {}, {}]' },
+      /__type__/,
+    ],
     ["a non-utf-8 encoding", { contentEncoding: "latin-1" }, /utf-8/],
   ];
   for (const [what, change, reason] of cases) {
@@ -115,14 +119,16 @@ describe("decodeTaskMessage rejects bad input with a reason", () => {
   }
 
   it("refuses pickle and other code-carrying content types", () => {
-    expect(() => decodeTaskMessage({ ...good, contentType: "application/x-python-serialize" })).toThrow(
-      /not accepted.*application\/json/,
-    );
+    expect(() =>
+      decodeTaskMessage({ ...good, contentType: "application/x-python-serialize" }),
+    ).toThrow(/not accepted.*application\/json/);
   });
 
   it("rejects a body over the size limit", () => {
     const big = encodeTaskMessage(createTaskMessage({ task: "t", args: ["x".repeat(2_000)] }));
-    expect(() => decodeTaskMessage(big, { maxBodyBytes: 1_000 })).toThrow(/over the 1000-byte limit/);
+    expect(() => decodeTaskMessage(big, { maxBodyBytes: 1_000 })).toThrow(
+      /over the 1000-byte limit/,
+    );
   });
 
   it("keeps unknown headers from newer Celery versions", () => {

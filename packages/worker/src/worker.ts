@@ -18,6 +18,7 @@ import {
   type ResultBackend,
   type ResultMeta,
   type RetryOptions,
+  type AnyTaskDefinition,
   type TaskDefinition,
   type TaskMessage,
   type Transport,
@@ -30,7 +31,7 @@ export interface WorkerOptions {
   /** A result backend or its URL. Without one, results are not stored. */
   backend?: ResultBackend | string;
   /** The tasks this worker runs. */
-  tasks: Iterable<TaskDefinition<never, unknown>>;
+  tasks: Iterable<AnyTaskDefinition>;
   /** Queues to consume. @default ["celery"] */
   queues?: string[];
   /** Tasks run at once in this process (async). @default 10 */
@@ -74,7 +75,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const prefetch = options.prefetch ?? concurrency;
   const queues = options.queues ?? ["celery"];
   const registry = new Map<string, TaskDefinition>();
-  for (const task of options.tasks as Iterable<TaskDefinition>) {
+  for (const task of options.tasks) {
     if (registry.has(task.name)) {
       throw new CeleryTsError("CONFIG", `two tasks are named "${task.name}"`, { pkg: "worker" });
     }

@@ -7,6 +7,7 @@ import {
   encodeTaskMessage,
   type ResultBackend,
   type ResultMeta,
+  type AnyTaskDefinition,
   type TaskDefinition,
   type TaskMessageInput,
   type Transport,
@@ -43,15 +44,13 @@ export const setups: { name: string; create(): Promise<Setup> }[] = [
 
 /** A running worker plus a producer connection on the same broker. */
 export class Fixture {
+  readonly setup: Setup;
   readonly queue: string;
   readonly producer: Transport;
   readonly worker: Worker;
 
-  constructor(
-    readonly setup: Setup,
-    tasks: TaskDefinition<never, unknown>[],
-    options: Partial<WorkerOptions> = {},
-  ) {
+  constructor(setup: Setup, tasks: AnyTaskDefinition[], options: Partial<WorkerOptions> = {}) {
+    this.setup = setup;
     this.queue = setup.queue;
     this.producer = setup.transport();
     this.worker = createWorker({
@@ -79,4 +78,5 @@ export class Fixture {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));

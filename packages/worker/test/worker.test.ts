@@ -4,6 +4,7 @@ import {
   UnrecoverableError,
   currentTask,
   defineTask,
+  type AnyTaskDefinition,
   type TaskDefinition,
 } from "@celery-ts/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -23,7 +24,7 @@ describe.each(setups)("worker on $name", ({ create }) => {
     await setup.close();
   });
   const start = async (
-    tasks: TaskDefinition<never, unknown>[],
+    tasks: AnyTaskDefinition[],
     options: Partial<WorkerOptions> = {},
   ): Promise<Fixture> => {
     const fixture = new Fixture(setup, tasks, options);
@@ -37,7 +38,13 @@ describe.each(setups)("worker on $name", ({ create }) => {
     const f = await start([add]);
     const id = await f.send({ task: "t.add", args: [2, 3] });
     const meta = await f.wait(id);
-    expect(meta).toMatchObject({ status: "SUCCESS", result: 5, traceback: null, children: [], task_id: id });
+    expect(meta).toMatchObject({
+      status: "SUCCESS",
+      result: 5,
+      traceback: null,
+      children: [],
+      task_id: id,
+    });
     expect(meta.date_done).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/);
   });
 
@@ -48,7 +55,11 @@ describe.each(setups)("worker on $name", ({ create }) => {
     const f = await start([fail]);
     const meta = await f.wait(await f.send({ task: "t.fail" }));
     expect(meta.status).toBe("FAILURE");
-    expect(meta.result).toEqual({ exc_type: "TypeError", exc_message: ["bad input"], exc_module: null });
+    expect(meta.result).toEqual({
+      exc_type: "TypeError",
+      exc_message: ["bad input"],
+      exc_module: null,
+    });
     expect(meta.traceback).toMatch(/TypeError: bad input/);
   });
 
@@ -127,7 +138,7 @@ describe.each(setups)("worker on $name", ({ create }) => {
   it("fails a task at its hard time limit, from the message header", async () => {
     const hang = defineTask("t.hard", () => new Promise(() => {}));
     const f = await start([hang]);
-    const meta = await f.wait(await f.send({ task: "t.hard", timeLimit: [null, 0.1] }));
+    const meta = await f.wait(await f.send({ task: "t.hard", timeLimit: [0.1, null] }));
     expect(meta.status).toBe("FAILURE");
     expect(meta.result).toMatchObject({ exc_type: "TimeLimitExceeded" });
   });
@@ -138,7 +149,9 @@ describe.each(setups)("worker on $name", ({ create }) => {
       ran = true;
     });
     const f = await start([task]);
-    const meta = await f.wait(await f.send({ task: "t.expired", expires: new Date(Date.now() - 1000) }));
+    const meta = await f.wait(
+      await f.send({ task: "t.expired", expires: new Date(Date.now() - 1000) }),
+    );
     expect(meta.status).toBe("REVOKED");
     expect(meta.result).toMatchObject({ exc_type: "TaskRevokedError", exc_message: ["expired"] });
     expect(ran).toBe(false);
@@ -224,10 +237,14 @@ describe.each(setups)("worker on $name", ({ create }) => {
 
   it("stores no result for ignoreResult tasks", async () => {
     let ran = false;
-    const task = defineTask("t.quiet", () => {
-      ran = true;
-      return 1;
-    }, { ignoreResult: true });
+    const task = defineTask(
+      "t.quiet",
+      () => {
+        ran = true;
+        return 1;
+      },
+      { ignoreResult: true },
+    );
     const f = await start([task]);
     const id = await f.send({ task: "t.quiet" });
     while (!ran) await sleep(10);

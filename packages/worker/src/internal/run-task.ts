@@ -29,7 +29,7 @@ export interface RunTaskInput {
 
 /** The time limit in force: the message's header wins over the task's option, as in Celery. */
 function limits(input: RunTaskInput): { soft?: number; hard?: number } {
-  const [soft, hard] = input.message.headers.timelimit;
+  const [hard, soft] = input.message.headers.timelimit;
   const fromTask = input.task.options.timeLimit ?? {};
   const result: { soft?: number; hard?: number } = {};
   const s = soft ?? fromTask.soft;
