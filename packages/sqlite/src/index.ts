@@ -1,0 +1,5 @@
+export { createSqliteBackend } from "./sqlite-backend.ts";
+export type { SqliteBackendOptions } from "./sqlite-backend.ts";
+export { createSqliteTransport } from "./sqlite-transport.ts";
+export type { SqliteTransportOptions } from "./sqlite-transport.ts";
+export { createBackendFromUrl, createTransportFromUrl } from "./url.ts";
