@@ -231,7 +231,11 @@ export function createWorker(options: WorkerOptions): Worker {
         date_done: null,
       });
     }
-    log.info("task started", { ...fields, retries });
+    log.info("task started", {
+      ...fields,
+      retries,
+      ...(delivery.redelivered && { redelivered: true }),
+    });
     const started = performance.now();
     const outcome = await runTask({
       task,
