@@ -81,6 +81,7 @@ function writeValue(value: unknown, out: string[], ancestors: Set<object>): void
 }
 
 // Python's ensure_ascii: escape quote, backslash and everything outside printable ASCII.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\u007f-\uffff]/g;
 const SHORT_ESCAPES: Record<string, string> = {
   '"': '\\"',

@@ -34,6 +34,7 @@ function repr(value: unknown): string {
 
 function reprString(text: string): string {
   const quoteChar = text.includes("'") && !text.includes('"') ? '"' : "'";
+  // eslint-disable-next-line no-control-regex -- Python's repr escapes control characters
   const escaped = text.replace(/[\\\n\r\t\u0000-\u001f\u007f]/g, (ch) => {
     if (ch === "\\") return "\\\\";
     if (ch === "\n") return "\\n";
