@@ -1,5 +1,6 @@
-// Proves every public package is publishable: builds it, packs it with `pnpm pack`, installs the
-// tarballs into a scratch project outside the workspace, and runs a real task through them.
+// Proves every public package is publishable: builds it, lints the packed manifest with publint,
+// packs it with `pnpm pack`, installs the tarballs into a scratch project outside the workspace,
+// and runs a real task through them.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,9 @@ const packages = readdirSync(join(root, "packages")).filter((dir) => {
 });
 
 run("pnpm", ["turbo", "run", "build", "--output-logs=errors-only"], root);
+for (const dir of packages) {
+  run("pnpm", ["exec", "publint", "--pack", "pnpm", "--strict"], join(root, "packages", dir));
+}
 const scratch = mkdtempSync(join(tmpdir(), "celery-ts-pack-"));
 try {
   const tarballs: Record<string, string> = {};
