@@ -268,7 +268,7 @@ function validateHeaders(raw: Record<string, unknown>): TaskHeaders {
   if (
     !Array.isArray(timelimit) ||
     timelimit.length !== 2 ||
-    !timelimit.every((t) => t === null || (typeof t === "number" && t > 0))
+    !timelimit.every((t) => t === null || (typeof t === "number" && Number.isFinite(t) && t > 0))
   ) {
     throw malformed(`header 'timelimit' is not [hard, soft] seconds (task ${task}[${id}])`);
   }

@@ -23,6 +23,7 @@ import {
   type TaskMessage,
   type Transport,
 } from "@celery-ts/core";
+import { setLongTimeout, type LongTimeout } from "./internal/long-timeout.ts";
 import { runTask, type RunOutcome } from "./internal/run-task.ts";
 
 export interface WorkerOptions {
@@ -85,7 +86,7 @@ export function createWorker(options: WorkerOptions): Worker {
   const consuming = new AbortController();
   const shutdown = new AbortController();
   const ready: Job[] = [];
-  const held = new Map<NodeJS.Timeout, Job>();
+  const held = new Map<LongTimeout, Job>();
   const running = new Set<Promise<void>>();
   /** Deliveries whose task is running now. */
   const active = new Set<Delivery>();
@@ -164,7 +165,7 @@ export function createWorker(options: WorkerOptions): Worker {
       : 0;
     if (etaMs > 0) {
       // Held unacknowledged, like Celery: if this process dies the broker redelivers it.
-      const timer = setTimeout(() => {
+      const timer = setLongTimeout(() => {
         held.delete(timer);
         ready.push(job);
         dispatch();
@@ -391,7 +392,7 @@ export function createWorker(options: WorkerOptions): Worker {
       consuming.abort();
       await consumeLoop;
       const waiting = [...ready.splice(0), ...held.values()];
-      held.forEach((_job, timer) => clearTimeout(timer));
+      held.forEach((_job, timer) => timer.clear());
       held.clear();
       await Promise.all(waiting.map((job) => settle(job.delivery, "requeue")));
       const graceMs = (options.shutdownTimeout ?? 30) * 1000;

@@ -1,4 +1,8 @@
 import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   MemoryBroker,
   createMemoryBackend,
@@ -8,10 +12,10 @@ import {
   type ResultBackend,
   type ResultMeta,
   type AnyTaskDefinition,
-  type TaskDefinition,
   type TaskMessageInput,
   type Transport,
 } from "@celery-ts/core";
+import { createSqliteBackend, createSqliteTransport } from "@celery-ts/sqlite";
 import { createWorker, type Worker, type WorkerOptions } from "../src/index.ts";
 
 /** One broker and backend for a worker test, on each transport the worker runs against. */
@@ -19,24 +23,107 @@ export interface Setup {
   name: string;
   /** One queue per test. */
   queue: string;
+  /** A new connection to the test's broker; `close()` closes it. */
   transport(): Transport;
   backend: ResultBackend;
-  injectRaw(queue: string, raw: string): Promise<void>;
+  /** Puts messages on the broker as stored text (kombu envelopes, malformed or not), in order. */
+  injectRaw(queue: string, raw: string | readonly string[]): Promise<void>;
+  /** Closes every connection the setup opened and removes what it created. */
   close(): Promise<void>;
 }
+
+/** How quickly SQLite consumers look for due messages and expired leases, and waiters for results. */
+const SQLITE_POLL_MS = 20;
+/** Short, so a message held by a consumer that died comes back within a test. */
+const SQLITE_LEASE_MS = 1_000;
+
+/** The parts of better-sqlite3 the harness uses (the worker has no @types for it). */
+interface RawDatabase {
+  exec(sql: string): unknown;
+  prepare(sql: string): { run(...params: unknown[]): unknown };
+  transaction<A extends unknown[]>(fn: (...args: A) => void): (...args: A) => void;
+  close(): void;
+}
+
+// better-sqlite3, the library @celery-ts/sqlite uses, never node:sqlite: two SQLite libraries in
+// one process break each other's POSIX locks and corrupt the file.
+const RawDatabase = createRequire(import.meta.url)("better-sqlite3") as new (
+  path: string,
+) => RawDatabase;
 
 export const setups: { name: string; create(): Promise<Setup> }[] = [
   {
     name: "memory",
     async create() {
       const broker = new MemoryBroker();
+      const transports: Transport[] = [];
       return {
         name: "memory",
         queue: `worker-test-${randomUUID()}`,
-        transport: () => createMemoryTransport({ broker }),
+        transport: () => {
+          const transport = createMemoryTransport({ broker });
+          transports.push(transport);
+          return transport;
+        },
         backend: createMemoryBackend(),
-        injectRaw: async (queue, raw) => broker.push(queue, raw),
-        close: async () => {},
+        injectRaw: async (queue, raw) => {
+          for (const text of typeof raw === "string" ? [raw] : raw) broker.push(queue, text);
+        },
+        close: async () => {
+          await Promise.all(transports.map((transport) => transport.close()));
+        },
+      };
+    },
+  },
+  {
+    name: "sqlite",
+    async create() {
+      const dir = await mkdtemp(join(tmpdir(), "celery-ts-worker-"));
+      const path = join(dir, "celery.db");
+      const transports: Transport[] = [];
+      const transport = (): Transport => {
+        const created = createSqliteTransport({
+          path,
+          leaseMs: SQLITE_LEASE_MS,
+          pollIntervalMs: SQLITE_POLL_MS,
+        });
+        transports.push(created);
+        return created;
+      };
+      const backend = createSqliteBackend({ path, pollIntervalMs: SQLITE_POLL_MS });
+      // Opening a transport creates the tables, so raw rows can go in before any worker starts.
+      await transport().connect();
+      await backend.connect();
+      type Raw = { db: RawDatabase; insert: (queue: string, texts: readonly string[]) => void };
+      let raw: Raw | undefined;
+      const rawDb = (): Raw => {
+        if (raw) return raw;
+        // A connection of its own, as an operator's tool or a foreign producer would have.
+        const db = new RawDatabase(path);
+        db.exec("PRAGMA synchronous = NORMAL");
+        const insert = db.prepare("INSERT INTO celery_ts_messages (queue, payload) VALUES (?, ?)");
+        raw = {
+          db,
+          insert: db.transaction((queue: string, texts: readonly string[]) => {
+            for (const text of texts) insert.run(queue, text);
+          }),
+        };
+        return raw;
+      };
+      return {
+        name: "sqlite",
+        queue: `worker-test-${randomUUID()}`,
+        transport,
+        backend,
+        injectRaw: async (queue, texts) => {
+          rawDb().insert(queue, typeof texts === "string" ? [texts] : texts);
+        },
+        close: async () => {
+          await Promise.all(transports.map((created) => created.close()));
+          await backend.close();
+          raw?.db.close();
+          await rm(dir, { recursive: true, force: true });
+        },
       };
     },
   },

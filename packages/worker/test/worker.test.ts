@@ -2,10 +2,11 @@ import {
   IgnoreTask,
   RejectTask,
   UnrecoverableError,
+  createTaskMessage,
   currentTask,
+  encodeTaskMessage,
   defineTask,
   type AnyTaskDefinition,
-  type TaskDefinition,
 } from "@celery-ts/core";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type WorkerOptions } from "../src/index.ts";
@@ -171,6 +172,23 @@ describe.each(setups)("worker on $name", ({ create }) => {
     await f.wait(later);
     expect(Date.now()).toBeGreaterThanOrEqual(eta.getTime());
     expect(done).toEqual(["now", "later"]);
+  });
+
+  it("holds a message whose eta is weeks away, even when the broker delivers it at once", async () => {
+    let ran = false;
+    const later = defineTask("t.much_later", () => {
+      ran = true;
+    });
+    const f = await start([later]);
+    // As a Python producer on Redis sends it: the eta is only in the header, not in the broker.
+    const message = createTaskMessage({
+      task: "t.much_later",
+      eta: new Date(Date.now() + 30 * 86_400_000),
+    });
+    await f.producer.publish(encodeTaskMessage(message), { queue: f.queue });
+    await sleep(300);
+    expect(ran).toBe(false);
+    expect(await setup.backend.get(message.headers.id)).toBeUndefined();
   });
 
   it("keeps to its concurrency", async () => {

@@ -10,6 +10,7 @@ import {
   type TaskDefinition,
   type TaskMessage,
 } from "@celery-ts/core";
+import { setLongTimeout, type LongTimeout } from "./long-timeout.ts";
 
 /** How a run ended; the worker turns each into acks, results and retries. */
 export type RunOutcome =
@@ -54,14 +55,14 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   const { task, message } = input;
   const { headers } = message;
   const controller = new AbortController();
-  const timers: NodeJS.Timeout[] = [];
+  const timers: LongTimeout[] = [];
   const onShutdown = (): void => controller.abort(input.shutdown.reason);
   input.shutdown.addEventListener("abort", onShutdown, { once: true });
 
   const { soft, hard } = limits(input);
   if (soft !== undefined) {
     timers.push(
-      setTimeout(() => controller.abort(timeLimitError("soft", soft, task.name)), soft * 1000),
+      setLongTimeout(() => controller.abort(timeLimitError("soft", soft, task.name)), soft * 1000),
     );
   }
   const hardLimit =
@@ -69,7 +70,7 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
       ? undefined
       : new Promise<never>((_, reject) => {
           timers.push(
-            setTimeout(() => {
+            setLongTimeout(() => {
               const error = timeLimitError("hard", hard, task.name);
               controller.abort(error);
               reject(error);
@@ -100,7 +101,7 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   } catch (error) {
     return classify(task, error);
   } finally {
-    timers.forEach(clearTimeout);
+    timers.forEach((timer) => timer.clear());
     input.shutdown.removeEventListener("abort", onShutdown);
   }
 }
