@@ -143,7 +143,8 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Tra
       });
       broker.push(publish.queue, raw, priority, publish.availableAt ?? 0);
     },
-    consume(queues, onDelivery, { prefetch, signal }: ConsumeOptions) {
+    consume(queues, onDelivery, options: ConsumeOptions) {
+      const { signal } = options;
       ensureOpen();
       return new Promise<void>((resolve) => {
         let outstanding = 0;
@@ -200,7 +201,7 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Tra
         const pump = (): void => {
           if (signal.aborted || closed) return;
           const now = Date.now();
-          while (outstanding < prefetch) {
+          while (outstanding < options.prefetch) {
             const message = broker.take(queues, now);
             if (!message) break;
             deliver(message);

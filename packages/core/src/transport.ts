@@ -60,7 +60,11 @@ export type Delivery = DeliveryActions &
   );
 
 export interface ConsumeOptions {
-  /** At most this many deliveries are outstanding (delivered, not yet acked or rejected). */
+  /**
+   * At most this many deliveries are outstanding (delivered, not yet acked or rejected). Read it
+   * again on every fetch: a worker raises it while it holds early (eta) messages, as Celery does,
+   * so that they do not take the slots of work that is due.
+   */
   prefetch: number;
   /** Aborting stops consuming; `consume()` then resolves. Outstanding deliveries stay valid. */
   signal: AbortSignal;

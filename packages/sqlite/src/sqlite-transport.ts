@@ -310,7 +310,8 @@ export function createSqliteTransport(options: SqliteTransportOptions): Transpor
       connection.use((s) => s.insert.run(queue, priority, availableAt, raw));
       notifyChange(connection.path);
     },
-    consume(queues, onDelivery, { prefetch, signal }: ConsumeOptions) {
+    consume(queues, onDelivery, options: ConsumeOptions) {
+      const { signal } = options;
       return new Promise<void>((resolve, reject) => {
         const unique = [...new Set(queues)];
         const request: ClaimRequest = { queues: unique, queuesJson: JSON.stringify(unique) };
@@ -339,7 +340,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): Transpor
           scheduled = false;
           clearTimeout(timer);
           timer = undefined;
-          const room = prefetch - outstanding;
+          const room = options.prefetch - outstanding;
           // Full: a settled delivery wakes us.
           if (stopped || room <= 0) return;
           let claimed: Reserved[];

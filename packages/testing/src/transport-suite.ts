@@ -67,7 +67,9 @@ class Consumer {
     while (this.received.length < count) {
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new Error(`expected ${count} deliveries within ${timeoutMs} ms, got ${this.received.length}`);
+        throw new Error(
+          `expected ${count} deliveries within ${timeoutMs} ms, got ${this.received.length}`,
+        );
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
@@ -122,7 +124,11 @@ export function transportConformance(name: string, harness: TransportHarness): v
       const transport = await connect();
       const q = queue();
       const sent = encodeTaskMessage(
-        createTaskMessage({ task: "conformance.echo", args: [1, "zwei", { drei: [3] }], kwargs: { é: "ü" } }),
+        createTaskMessage({
+          task: "conformance.echo",
+          args: [1, "zwei", { drei: [3] }],
+          kwargs: { é: "ü" },
+        }),
       );
       await transport.publish(sent, { queue: q });
       const [delivery] = await consume(transport, [q]).waitFor(1);
@@ -203,7 +209,8 @@ export function transportConformance(name: string, harness: TransportHarness): v
     it("keeps at most `prefetch` deliveries outstanding", async () => {
       const transport = await connect();
       const q = queue();
-      for (let i = 0; i < 10; i++) await transport.publish(message("conformance.n", [i]), { queue: q });
+      for (let i = 0; i < 10; i++)
+        await transport.publish(message("conformance.n", [i]), { queue: q });
       const consumer = consume(transport, [q], 3);
       await consumer.waitFor(3);
       await sleep(300);
@@ -214,10 +221,41 @@ export function transportConformance(name: string, harness: TransportHarness): v
       expect(consumer.received).toHaveLength(4);
     });
 
+    it("reads `prefetch` again as the consumer raises it", async () => {
+      const transport = await connect();
+      const q = queue();
+      for (let i = 0; i < 4; i++)
+        await transport.publish(message("conformance.n", [i]), { queue: q });
+      let prefetch = 1;
+      const received: Delivery[] = [];
+      const stop = new AbortController();
+      const consuming = transport.consume(
+        [q],
+        (delivery) => {
+          received.push(delivery);
+          // A worker holding an early message raises its prefetch, as Celery does for etas.
+          prefetch = 3;
+        },
+        {
+          get prefetch() {
+            return prefetch;
+          },
+          signal: stop.signal,
+        },
+      );
+      const deadline = Date.now() + WAIT_MS;
+      while (received.length < 3 && Date.now() < deadline) await sleep(20);
+      await sleep(300);
+      stop.abort();
+      await consuming;
+      expect(received).toHaveLength(3);
+    });
+
     it("delivers in publish order within one priority", async () => {
       const transport = await connect();
       const q = queue();
-      for (let i = 0; i < 20; i++) await transport.publish(message("conformance.n", [i]), { queue: q });
+      for (let i = 0; i < 20; i++)
+        await transport.publish(message("conformance.n", [i]), { queue: q });
       const consumer = consume(transport, [q], 1);
       const order: unknown[] = [];
       for (let i = 0; i < 20; i++) {
@@ -234,7 +272,10 @@ export function transportConformance(name: string, harness: TransportHarness): v
       await transport.publish(message("conformance.n", ["a"]), { queue: a });
       await transport.publish(message("conformance.n", ["b"]), { queue: b });
       const deliveries = await consume(transport, [a, b]).waitFor(2);
-      expect(Object.fromEntries(deliveries.map((d) => [String(argOf(d)), d.queue]))).toEqual({ a, b });
+      expect(Object.fromEntries(deliveries.map((d) => [String(argOf(d)), d.queue]))).toEqual({
+        a,
+        b,
+      });
       await Promise.all(deliveries.map((d) => d.ack()));
     });
 

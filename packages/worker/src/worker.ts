@@ -84,6 +84,8 @@ export function createWorker(options: WorkerOptions): Worker {
   }
 
   const consuming = new AbortController();
+  /** Read by the transport on every fetch: raised by one for each early message held. */
+  const flow = { prefetch, signal: consuming.signal };
   const shutdown = new AbortController();
   const ready: Job[] = [];
   const held = new Map<LongTimeout, Job>();
@@ -164,9 +166,12 @@ export function createWorker(options: WorkerOptions): Worker {
       ? parseCeleryDate(message.headers.eta).getTime() - Date.now()
       : 0;
     if (etaMs > 0) {
-      // Held unacknowledged, like Celery: if this process dies the broker redelivers it.
+      // Held unacknowledged, like Celery: if this process dies the broker redelivers it. Held
+      // messages get prefetch slots of their own, so they never starve work that is due.
+      flow.prefetch++;
       const timer = setLongTimeout(() => {
         held.delete(timer);
+        flow.prefetch--;
         ready.push(job);
         dispatch();
       }, etaMs);
@@ -379,12 +384,10 @@ export function createWorker(options: WorkerOptions): Worker {
       concurrency,
       tasks: [...registry.keys()],
     });
-    consumeLoop = transport
-      .consume(queues, receive, { prefetch, signal: consuming.signal })
-      .catch((error: unknown) => {
-        log.error("consuming stopped on an error; stopping the worker", { error: String(error) });
-        void stop();
-      });
+    consumeLoop = transport.consume(queues, receive, flow).catch((error: unknown) => {
+      log.error("consuming stopped on an error; stopping the worker", { error: String(error) });
+      void stop();
+    });
   };
 
   const stop = (): Promise<void> => {

@@ -191,6 +191,17 @@ describe.each(setups)("worker on $name", ({ create }) => {
     expect(await setup.backend.get(message.headers.id)).toBeUndefined();
   });
 
+  it("lets due work pass messages it holds for their eta", async () => {
+    const task = defineTask("t.due", () => "done");
+    const f = await start([task], { concurrency: 1, prefetch: 1 });
+    const eta = new Date(Date.now() + 60_000);
+    for (let i = 0; i < 5; i++) {
+      const early = createTaskMessage({ task: "t.due", eta });
+      await f.producer.publish(encodeTaskMessage(early), { queue: f.queue });
+    }
+    expect((await f.wait(await f.send({ task: "t.due" }))).result).toBe("done");
+  });
+
   it("keeps to its concurrency", async () => {
     let now = 0;
     let peak = 0;
