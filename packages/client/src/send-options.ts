@@ -45,7 +45,7 @@ export interface SendOptions {
   /**
    * Seconds. At `soft` the task is asked to stop (an abort signal in TypeScript, an exception in
    * Python); at `hard` the worker gives up on it.
-   * @default the declaration's `timeLimit`, else the worker's
+   * @default the declaration's `timeLimit`, else none
    */
   timeLimit?: { soft?: number; hard?: number };
   /** A display name for logs and monitoring, instead of the task's name. @default none */

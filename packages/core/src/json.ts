@@ -65,6 +65,12 @@ function writeValue(value: unknown, out: string[], ancestors: Set<object>): void
     out.push("]");
   } else if (ArrayBuffer.isView(object)) {
     throw new CeleryTsError("ENCODE", "binary data cannot be sent as JSON; send it base64-encoded");
+  } else if (object instanceof Map || object instanceof Set) {
+    // JSON.stringify would silently write {}: say what to send instead.
+    throw new CeleryTsError(
+      "ENCODE",
+      `a ${object.constructor.name} cannot be sent as JSON; send an array or a plain object`,
+    );
   } else {
     out.push("{");
     let first = true;

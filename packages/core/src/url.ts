@@ -48,12 +48,12 @@ async function loadDriver(scheme: string): Promise<DriverModule> {
   }
   // Resolve from the application (the working directory) first: a driver is the app's dependency,
   // not core's, and a strict node_modules layout hides it from core.
+  let specifier: string;
   try {
-    const resolved = createRequire(join(process.cwd(), "index.js")).resolve(pkg);
-    return (await import(pathToFileURL(resolved).href)) as DriverModule;
+    specifier = pathToFileURL(createRequire(join(process.cwd(), "index.js")).resolve(pkg)).href;
   } catch {
     try {
-      return (await import(pkg)) as DriverModule;
+      specifier = import.meta.resolve(pkg);
     } catch (cause) {
       throw new CeleryTsError(
         "CONFIG",
@@ -61,6 +61,13 @@ async function loadDriver(scheme: string): Promise<DriverModule> {
         { cause },
       );
     }
+  }
+  try {
+    return (await import(specifier)) as DriverModule;
+  } catch (cause) {
+    throw new CeleryTsError("CONFIG", `${pkg} is installed but failed to load: ${String(cause)}`, {
+      cause,
+    });
   }
 }
 

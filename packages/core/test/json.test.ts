@@ -30,6 +30,7 @@ describe("encodeJson writes JSON as Python's json.dumps does", () => {
       })(),
     ],
     ["binary data", new Uint8Array(2)],
+    ["a Map", new Map([["a", 1]])],
   ])("refuses %s with an ENCODE error", (_what, value) => {
     let error: unknown;
     try {

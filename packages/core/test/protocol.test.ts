@@ -98,7 +98,11 @@ describe("decodeTaskMessage rejects bad input with a reason", () => {
     ["negative retries", { headers: { ...good.headers, retries: -1 } }, /'retries'/],
     ["a bad eta", { headers: { ...good.headers, eta: "tomorrow" } }, /'eta'/],
     ["a bad timelimit", { headers: { ...good.headers, timelimit: [1] } }, /'timelimit'/],
-    ["an infinite timelimit", { headers: { ...good.headers, timelimit: [Infinity, null] } }, /'timelimit'/],
+    [
+      "an infinite timelimit",
+      { headers: { ...good.headers, timelimit: [Infinity, null] } },
+      /'timelimit'/,
+    ],
     [
       "an unknown type marker",
       { body: '[[{"__type__": "pickle", "__value__": 1}], {}, {}]' },

@@ -32,6 +32,15 @@ function positiveInt(value: string | undefined, name: string): number | undefine
   return n;
 }
 
+function nonNegative(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new Error(`--${name} takes a number of seconds, not "${value}"`);
+  }
+  return n;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === "-h" || command === "--help") {
@@ -64,20 +73,25 @@ async function main(argv: string[]): Promise<number> {
   const level = (values["log-level"] ?? "info") as LogLevel;
   if (!["debug", "info", "warn", "error"].includes(level))
     throw new Error(`unknown --log-level "${level}"`);
-  const format = values["log-format"] === "json" ? "json" : "pretty";
+  const format = values["log-format"] ?? "pretty";
+  if (format !== "json" && format !== "pretty") {
+    throw new Error(`--log-format is pretty or json, not "${format}"`);
+  }
   const logger = createConsoleLogger({ level, format, fields: { pid: process.pid } });
   const broker = values.broker ?? process.env.CELERY_BROKER_URL ?? "sqlite:///celery-ts.db";
   const backend = values.backend ?? process.env.CELERY_RESULT_BACKEND;
   const processes = positiveInt(values.processes, "processes") ?? availableParallelism();
   const concurrency = positiveInt(values.concurrency, "concurrency");
   const prefetch = positiveInt(values.prefetch, "prefetch");
-  const shutdownTimeout =
-    values["shutdown-timeout"] === undefined ? undefined : Number(values["shutdown-timeout"]);
+  const shutdownTimeout = nonNegative(values["shutdown-timeout"], "shutdown-timeout");
 
-  // Fail fast on a bad module or URL, before any child starts (and crash-loops on it).
+  // Fail fast on a bad module, URL or unreachable broker, before any child starts (and
+  // crash-loops on it).
   const tasks = await loadTasks(values.app);
   if (processes > 1) {
-    await resolveTransport(broker);
+    const probe = await resolveTransport(broker);
+    await probe.connect();
+    await probe.close();
     const args = [...argv, "--processes", "1"];
     return superviseWorkers({ processes, script: process.argv[1]!, args, logger });
   }

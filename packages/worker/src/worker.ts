@@ -6,6 +6,7 @@ import {
   decodeTaskMessage,
   encodeTaskMessage,
   exceptionInfo,
+  formatCeleryDate,
   isCeleryTsError,
   isReadyState,
   parseCeleryDate,
@@ -205,18 +206,20 @@ export function createWorker(options: WorkerOptions): Worker {
   const execute = async ({ delivery, message, task }: Job): Promise<void> => {
     const { id, retries, expires } = message.headers;
     const fields = { task: task.name, id };
+    const storeResults = !(task.options.ignoreResult || message.headers.ignore_result);
     if (expires && parseCeleryDate(expires).getTime() < Date.now()) {
       log.info("task expired before it ran; marked REVOKED", fields);
-      await store(id, {
-        status: TaskState.REVOKED,
-        result: {
-          exc_type: "TaskRevokedError",
-          exc_message: ["expired"],
-          exc_module: "celery.exceptions",
-        },
-        traceback: null,
-        date_done: celeryNow(),
-      });
+      if (storeResults)
+        await store(id, {
+          status: TaskState.REVOKED,
+          result: {
+            exc_type: "TaskRevokedError",
+            exc_message: ["expired"],
+            exc_module: "celery.exceptions",
+          },
+          traceback: null,
+          date_done: celeryNow(),
+        });
       await settle(delivery, "ack");
       return;
     }
@@ -228,7 +231,6 @@ export function createWorker(options: WorkerOptions): Worker {
         return;
       }
     }
-    const storeResults = !(task.options.ignoreResult || message.headers.ignore_result);
     if (storeResults && task.options.trackStarted) {
       await store(id, {
         status: TaskState.STARTED,
@@ -347,7 +349,7 @@ export function createWorker(options: WorkerOptions): Worker {
       new Date(Date.now() + 1000 * (retryOptions.countdown ?? retryDelaySeconds(policy, retries)));
     const next: TaskMessage = {
       ...message,
-      headers: { ...message.headers, retries: retries + 1, eta: eta.toISOString() },
+      headers: { ...message.headers, retries: retries + 1, eta: formatCeleryDate(eta) },
     };
     const priority = message.properties.priority;
     await transport!.publish(encodeTaskMessage(next), {

@@ -89,6 +89,27 @@ describe("celery-ts worker (CLI)", () => {
     expect(cli.stderr).toMatch(/unknown URL scheme "kafka:\/\/"/);
   });
 
+  it("checks that the broker can be reached before it starts any process", async () => {
+    const cli = startWorker(`sqlite:///${join(dir, "no-such-folder", "queue.db")}`, [
+      "--processes",
+      "2",
+    ]);
+    processes.push(cli);
+    expect(await cli.exited).toBe(78);
+    expect(cli.stderr).toMatch(/no-such-folder/);
+    expect(cli.count("worker process started")).toBe(0);
+  });
+
+  it("refuses bad option values", async () => {
+    const timeout = startWorker(url, ["--shutdown-timeout", "soon"]);
+    const format = startWorker(url, ["--log-format", "xml"]);
+    processes.push(timeout, format);
+    expect(await timeout.exited).toBe(1);
+    expect(timeout.stderr).toMatch(/--shutdown-timeout takes a number of seconds, not "soon"/);
+    expect(await format.exited).toBe(1);
+    expect(format.stderr).toMatch(/--log-format is pretty or json, not "xml"/);
+  });
+
   it("prints its usage for --help and an unknown command", async () => {
     const help = new CliProcess(["--help"]);
     const unknown = new CliProcess(["serve"]);
