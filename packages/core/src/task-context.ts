@@ -16,9 +16,9 @@ export interface TaskContext {
   /** Aborts at the soft time limit, and when the worker is shut down past its grace period. */
   readonly signal: AbortSignal;
   /** Throws a `RetryTask`: the worker runs the task again after the countdown. */
-  retry(options?: RetryOptions): never;
+  readonly retry: (options?: RetryOptions) => never;
   /** Stores a custom state with meta, e.g. `updateState("PROGRESS", { done: 3, total: 10 })`. */
-  updateState(state: string, meta?: unknown): Promise<void>;
+  readonly updateState: (state: string, meta?: unknown) => Promise<void>;
 }
 
 const storage = new AsyncLocalStorage<TaskContext>();

@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CeleryTsError } from "./errors.ts";
 import { createMemoryBackend } from "./memory-backend.ts";
@@ -46,21 +46,12 @@ async function loadDriver(scheme: string): Promise<DriverModule> {
     const known = ["memory", ...Object.keys(DRIVER_PACKAGES)].join(", ");
     throw new CeleryTsError("CONFIG", `unknown URL scheme "${scheme}://" (known: ${known})`);
   }
-  // Resolve from the application (the working directory) first: a driver is the app's dependency,
-  // not core's, and a strict node_modules layout hides it from core.
-  let specifier: string;
-  try {
-    specifier = pathToFileURL(createRequire(join(process.cwd(), "index.js")).resolve(pkg)).href;
-  } catch {
-    try {
-      specifier = import.meta.resolve(pkg);
-    } catch (cause) {
-      throw new CeleryTsError(
-        "CONFIG",
-        `the URL scheme "${scheme}://" needs the package ${pkg}: install it (pnpm add ${pkg})`,
-        { cause },
-      );
-    }
+  const specifier = resolveDriver(pkg);
+  if (!specifier) {
+    throw new CeleryTsError(
+      "CONFIG",
+      `the URL scheme "${scheme}://" needs the package ${pkg}: install it (pnpm add ${pkg})`,
+    );
   }
   try {
     return (await import(specifier)) as DriverModule;
@@ -68,6 +59,28 @@ async function loadDriver(scheme: string): Promise<DriverModule> {
     throw new CeleryTsError("CONFIG", `${pkg} is installed but failed to load: ${String(cause)}`, {
       cause,
     });
+  }
+}
+
+/**
+ * Finds a driver from the application, not from core: a driver is the app's dependency, and a
+ * strict node_modules layout hides it from core. The app is where its entry script lives, or
+ * the working directory; core's own location comes last.
+ */
+function resolveDriver(pkg: string): string | undefined {
+  const entry = process.argv[1];
+  const from = [...(entry ? [dirname(entry)] : []), process.cwd()];
+  for (const dir of from) {
+    try {
+      return pathToFileURL(createRequire(join(dir, "index.js")).resolve(pkg)).href;
+    } catch {
+      // not installed where this app lives; try the next place
+    }
+  }
+  try {
+    return import.meta.resolve(pkg);
+  } catch {
+    return undefined;
   }
 }
 

@@ -88,7 +88,7 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
     parentId: headers.parent_id,
     queue: input.queue,
     signal: controller.signal,
-    retry(options = {}): never {
+    retry: (options = {}): never => {
       throw new RetryTask(options);
     },
     updateState: (state, meta) => input.updateState(state, meta),
