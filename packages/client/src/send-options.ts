@@ -1,11 +1,12 @@
 import {
   createTaskMessage,
+  findCurrentTask,
   type PublishOptions,
   type RetryPolicy,
   type TaskMessage,
   type TaskOptions,
 } from "@celery-ts/core";
-import { callerTask } from "./internal/caller-task.ts";
+
 import { clientError } from "./internal/errors.ts";
 
 /** Celery's default queue: where tasks go when neither the call nor the declaration names one. */
@@ -90,7 +91,8 @@ export function prepareSend(
     );
   }
   const timeLimit = options.timeLimit ?? defaults.timeLimit;
-  const parent = callerTask();
+  // A task sent from inside another becomes its child (parent_id, root_id), as in Celery.
+  const parent = findCurrentTask();
   const message = createTaskMessage({
     task: name,
     ...(options.taskId !== undefined && { id: options.taskId }),

@@ -20,7 +20,7 @@ export type {
 export { DEFAULT_RETRY_POLICY, retryDelaySeconds } from "./retry-policy.ts";
 export type { RetryPolicy } from "./retry-policy.ts";
 export { TaskState, isReadyState } from "./states.ts";
-export { currentTask, runWithTaskContext } from "./task-context.ts";
+export { currentTask, findCurrentTask, runWithTaskContext } from "./task-context.ts";
 export type { TaskContext } from "./task-context.ts";
 export {
   JSON_CONTENT_TYPE,

@@ -51,6 +51,29 @@ export function celeryNow(date = new Date()): string {
   return `${date.toISOString().slice(0, -1)}000`;
 }
 
+// Errors named like Python's built-in exceptions are stored as those, so that a Python client's
+// `except ValueError` catches them; other names become a class Python makes up on the spot.
+const PYTHON_BUILTIN_EXCEPTIONS = new Set([
+  "ArithmeticError",
+  "AssertionError",
+  "AttributeError",
+  "ConnectionError",
+  "Exception",
+  "FileNotFoundError",
+  "IndexError",
+  "KeyError",
+  "LookupError",
+  "NotImplementedError",
+  "OSError",
+  "OverflowError",
+  "PermissionError",
+  "RuntimeError",
+  "TimeoutError",
+  "TypeError",
+  "ValueError",
+  "ZeroDivisionError",
+]);
+
 /** How a thrown value is stored, so a Python client's `.get()` raises a readable error too. */
 export function exceptionInfo(error: unknown): ExceptionInfo {
   if (error instanceof TaskFailedError) {
@@ -61,7 +84,9 @@ export function exceptionInfo(error: unknown): ExceptionInfo {
     };
   }
   if (error instanceof Error) {
-    return { exc_type: error.name || "Error", exc_message: [error.message], exc_module: null };
+    const excType = error.name || "Error";
+    const excModule = PYTHON_BUILTIN_EXCEPTIONS.has(excType) ? "builtins" : null;
+    return { exc_type: excType, exc_message: [error.message], exc_module: excModule };
   }
   return { exc_type: "Error", exc_message: [String(error)], exc_module: null };
 }

@@ -32,6 +32,11 @@ export function currentTask(): TaskContext {
   return context;
 }
 
+/** The context of the task running in this async call chain, or undefined outside a task. */
+export function findCurrentTask(): TaskContext | undefined {
+  return storage.getStore();
+}
+
 /** For workers: runs a task's function with its context. */
 export function runWithTaskContext<T>(context: TaskContext, fn: () => T): T {
   return storage.run(context, fn);

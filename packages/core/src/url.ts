@@ -18,6 +18,7 @@ const DRIVER_PACKAGES: Record<string, string> = {
   redis: "@celery-ts/redis",
   rediss: "@celery-ts/redis",
   "redis+sentinel": "@celery-ts/redis",
+  sentinel: "@celery-ts/redis",
   amqp: "@celery-ts/amqp",
   amqps: "@celery-ts/amqp",
   rpc: "@celery-ts/amqp",

@@ -138,7 +138,9 @@ export function createWorker(options: WorkerOptions): Worker {
     id: string,
     meta: Pick<ResultMeta, "status" | "result" | "traceback" | "date_done">,
   ) => {
-    await backend?.store(id, { children: [], ...meta, task_id: id });
+    // Celery's field order, so the stored bytes match what a Python worker writes.
+    const { status, result, traceback, date_done } = meta;
+    await backend?.store(id, { status, result, traceback, children: [], date_done, task_id: id });
   };
 
   const receive = (delivery: Delivery): void => {

@@ -59,7 +59,7 @@ describe.each(setups)("worker on $name", ({ create }) => {
     expect(meta.result).toEqual({
       exc_type: "TypeError",
       exc_message: ["bad input"],
-      exc_module: null,
+      exc_module: "builtins",
     });
     expect(meta.traceback).toMatch(/TypeError: bad input/);
   });

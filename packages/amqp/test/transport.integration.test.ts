@@ -1,0 +1,405 @@
+import {
+  createTaskMessage,
+  decodeTaskMessage,
+  encodeTaskMessage,
+  isCeleryTsError,
+  type Delivery,
+} from "@celery-ts/core";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { BROKER_URL, rabbitAdmin, sleep, unique, until } from "./support/rabbit.ts";
+import { kombu } from "./support/kombu.ts";
+import { message, transports } from "./support/transports.ts";
+
+vi.setConfig({ testTimeout: 30_000 });
+
+const admin = rabbitAdmin();
+const t = transports(admin);
+afterEach(() => t.closeAll());
+afterAll(() => admin.cleanup());
+
+const caught = async (work: () => Promise<unknown>): Promise<unknown> => {
+  try {
+    await work();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected an error");
+};
+
+interface KombuMessage {
+  body: string;
+  headers: Record<string, unknown>;
+  properties: Record<string, unknown>;
+  delivery_info: { exchange: string; routing_key: string };
+}
+
+describe("declarations, as kombu makes them", () => {
+  it("declares a queue, its direct exchange and binding exactly as Celery does", async () => {
+    const queue = unique("layout");
+    admin.trackCeleryQueue(queue);
+    const transport = t.connect();
+    await transport.publish(message(), { queue });
+    await admin.withChannel(async (channel) => {
+      expect(await channel.checkQueue(queue)).toMatchObject({ queue, messageCount: 1 });
+      await channel.checkExchange(queue);
+    });
+    // RabbitMQ refuses to declare again with any other durable, auto_delete, exclusive, type or
+    // argument: kombu's own declaration succeeding proves ours is the same.
+    expect(
+      await kombu({ op: "declare", url: BROKER_URL, entities: [{ kind: "queue", name: queue }] }),
+    ).toEqual({
+      ok: true,
+    });
+    const other = await kombu<{ error: string }>({
+      op: "declare",
+      url: BROKER_URL,
+      entities: [{ kind: "queue", name: queue, max_priority: 10 }],
+    });
+    expect(other.error).toMatch(/PRECONDITION_FAILED - inequivalent arg 'x-max-priority'/);
+  });
+
+  it("declares priority queues as Celery's task_queue_max_priority does", async () => {
+    const queue = unique("layout-priority");
+    admin.trackCeleryQueue(queue);
+    await t.connect({ maxPriority: 10 }).publish(message(), { queue, priority: 5 });
+    expect(
+      await kombu({
+        op: "declare",
+        url: BROKER_URL,
+        entities: [{ kind: "queue", name: queue, max_priority: 10 }],
+      }),
+    ).toEqual({ ok: true });
+  });
+
+  it("declares quorum queues as kombu's queue_arguments x-queue-type does", async () => {
+    const queue = unique("layout-quorum");
+    admin.trackCeleryQueue(queue);
+    await t.connect({ queueType: "quorum" }).purge(queue);
+    expect(
+      await kombu({
+        op: "declare",
+        url: BROKER_URL,
+        entities: [{ kind: "queue", name: queue, queue_arguments: { "x-queue-type": "quorum" } }],
+      }),
+    ).toEqual({ ok: true });
+  });
+
+  it("declares a broadcast exchange as kombu's Broadcast does", async () => {
+    const name = unique("layout-broadcast");
+    admin.trackExchange(name);
+    await t
+      .connect({ queues: { [name]: { broadcast: true } } })
+      .publish(message(), { queue: name });
+    expect(
+      await kombu({ op: "declare", url: BROKER_URL, entities: [{ kind: "broadcast", name }] }),
+    ).toEqual({
+      ok: true,
+    });
+  });
+
+  it("names the queue and the argument when a queue exists with other arguments", async () => {
+    const queue = unique("mismatch");
+    admin.trackCeleryQueue(queue);
+    // A Python worker declared it first, with task_queue_max_priority = 5.
+    await kombu({
+      op: "declare",
+      url: BROKER_URL,
+      entities: [{ kind: "queue", name: queue, max_priority: 5 }],
+    });
+    const transport = t.connect({ maxPriority: 10 });
+    const error = await caught(() => transport.publish(message(), { queue }));
+    expect(isCeleryTsError(error, "CONFIG")).toBe(true);
+    expect((error as Error).message).toContain(
+      `the queue "${queue}" (vhost "/") already exists with a different x-max-priority: it is ` +
+        "5 on the server, but celery-ts declares 10",
+    );
+    const consuming = await caught(() =>
+      transport.consume([queue], () => undefined, {
+        prefetch: 1,
+        signal: new AbortController().signal,
+      }),
+    );
+    expect(isCeleryTsError(consuming, "CONFIG")).toBe(true);
+    expect((consuming as Error).message).toContain("x-max-priority");
+    // The transport is still usable for other queues.
+    const fine = unique("mismatch-other");
+    admin.trackCeleryQueue(fine);
+    await transport.publish(message(), { queue: fine });
+  });
+});
+
+describe("messages, as Celery publishes and reads them", () => {
+  it("publishes the raw JSON body with Celery's headers and properties, as py-amqp reads them", async () => {
+    const queue = unique("wire");
+    admin.trackCeleryQueue(queue);
+    const task = createTaskMessage({
+      task: "tasks.add",
+      args: [2, 3],
+      kwargs: { é: "ü" },
+      timeLimit: [300, null],
+      retries: 2,
+      replyTo: "reply-queue",
+      groupIndex: 70_000,
+      headers: { big: 2 ** 40, ratio: 0.5, nested: { list: [1, null, "x"] } },
+    });
+    const sent = encodeTaskMessage(task);
+    await t.connect().publish(sent, { queue, priority: 3 });
+    const seen = await kombu<KombuMessage>({ op: "get", url: BROKER_URL, queue });
+    expect(seen.body).toBe(sent.body);
+    expect(seen.delivery_info).toEqual({ exchange: "", routing_key: queue });
+    expect(seen.properties).toEqual({
+      content_type: "application/json",
+      content_encoding: "utf-8",
+      delivery_mode: 2,
+      priority: 3,
+      correlation_id: task.headers.id,
+      reply_to: "reply-queue",
+    });
+    // Every header as Python sees it: 300 stays 300 (not a short string), null stays None.
+    expect(seen.headers).toEqual(JSON.parse(JSON.stringify(sent.headers)));
+  });
+
+  it("reads what py-amqp writes: None, [None, None], 64-bit ints, datetimes, decimals, bytes", async () => {
+    const queue = unique("wire-in");
+    const transport = t.connect();
+    const consumer = t.consume(transport, [queue]);
+    await sleep(200);
+    await kombu({
+      op: "publish",
+      url: BROKER_URL,
+      queue,
+      body: "[[], {}, {}]",
+      correlation_id: "c-1",
+      headers: {
+        task: "tasks.t",
+        id: "c-1",
+        shadow: null,
+        timelimit: [null, null],
+        retries: 0,
+        limit: 300,
+        // py-amqp writes this with the tag "L", which amqplib alone cannot read.
+        millis: 1_700_000_000_000,
+        when: { __datetime__: "2024-05-01T12:30:00" },
+        price: { __decimal__: "19.99" },
+        blob: { __bytes__: "0102" },
+        stamps: { a: [1, "b"] },
+      },
+    });
+    const [delivery] = await consumer.waitFor(1);
+    expect(delivery?.message?.headers).toEqual({
+      task: "tasks.t",
+      id: "c-1",
+      shadow: null,
+      timelimit: [null, null],
+      retries: 0,
+      limit: 300,
+      millis: 1_700_000_000_000,
+      when: new Date("2024-05-01T12:30:00Z"),
+      price: "19.99",
+      blob: "\u0001\u0002",
+      stamps: { a: [1, "b"] },
+    });
+    expect(delivery?.message?.properties).toMatchObject({ correlation_id: "c-1", priority: 0 });
+    await delivery?.ack();
+  });
+});
+
+describe("publishing", () => {
+  it("resolves once RabbitMQ has the message (publisher confirms)", async () => {
+    const queue = unique("confirm");
+    admin.trackCeleryQueue(queue);
+    const transport = t.connect();
+    for (let i = 0; i < 20; i++) await transport.publish(message({ args: [i] }), { queue });
+    // Another connection sees every one at once: nothing was still in a client buffer.
+    expect(await admin.messageCount(queue)).toBe(20);
+  });
+
+  it("rejects a message RabbitMQ cannot route (its queue was deleted), then declares it again", async () => {
+    const queue = unique("returned");
+    admin.trackCeleryQueue(queue);
+    const transport = t.connect();
+    await transport.publish(message(), { queue });
+    await admin.withChannel((channel) => channel.deleteQueue(queue));
+    const error = await caught(() => transport.publish(message(), { queue }));
+    expect(isCeleryTsError(error, "CONNECTION")).toBe(true);
+    expect(error).toMatchObject({ retryable: true });
+    expect((error as Error).message).toMatch(/returned it, as no queue is bound/);
+    await transport.publish(message(), { queue });
+    expect(await admin.messageCount(queue)).toBe(1);
+  });
+});
+
+describe("broadcast queues", () => {
+  it("delivers one message to every consumer, each on its own auto-deleted queue", async () => {
+    const name = unique("broadcast");
+    admin.trackExchange(name);
+    const options = { queues: { [name]: { broadcast: true } } };
+    const [a, b, producer] = [t.connect(options), t.connect(options), t.connect(options)];
+    const first = t.consume(a, [name]);
+    const second = t.consume(b, [name]);
+    await sleep(300);
+    await producer.publish(message({ args: ["to all"] }), { queue: name });
+    const [x] = await first.waitFor(1);
+    const [y] = await second.waitFor(1);
+    for (const delivery of [x, y]) {
+      expect(delivery?.queue).toBe(name);
+      expect(decodeTaskMessage(delivery!.message!).args).toEqual(["to all"]);
+      await delivery?.ack();
+    }
+    expect(x?.message?.properties.delivery_info).toEqual({ exchange: name, routing_key: name });
+  });
+});
+
+describe("priorities", () => {
+  it("serves 9 first and 0 last on a queue declared with x-max-priority", async () => {
+    const queue = unique("priority");
+    const transport = t.connect({ maxPriority: 10 });
+    for (const p of [4, 0, 9, 2, 7, 1, 8, 3, 6, 5]) {
+      await transport.publish(message({ args: [p] }), { queue, priority: p });
+    }
+    const consumer = t.consume(transport, [queue], 1);
+    const order: unknown[] = [];
+    for (let i = 0; i < 10; i++) {
+      const delivery = (await consumer.waitFor(i + 1))[i]!;
+      order.push(decodeTaskMessage(delivery.message!).args[0]);
+      await delivery.ack();
+    }
+    expect(order).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+  });
+
+  it("refuses a priority outside 0..maxPriority", async () => {
+    const error = await caught(() =>
+      t.connect({ maxPriority: 9 }).publish(message(), { queue: "never-declared", priority: 10 }),
+    );
+    expect(isCeleryTsError(error, "CONFIG")).toBe(true);
+  });
+});
+
+describe("dead letters", () => {
+  it("keeps rejected messages with their reason, and deadLetters() only peeks", async () => {
+    const exchange = unique("dlx");
+    admin.trackExchange(exchange);
+    const queue = unique("dead");
+    const transport = t.connect({ deadLetter: { exchange } });
+    for (let i = 0; i < 3; i++) await transport.publish(message({ args: [i] }), { queue });
+    const consumer = t.consume(transport, [queue], 1);
+    const before = Date.now();
+    for (let i = 0; i < 3; i++) {
+      const delivery = (await consumer.waitFor(i + 1))[i]!;
+      await delivery.reject({ requeue: false, reason: `reason ${i}` });
+    }
+    const dead = await transport.deadLetters!(queue);
+    expect(dead.map((d) => d.reason)).toEqual(["reason 0", "reason 1", "reason 2"]);
+    expect(dead.every((d) => d.queue === queue && d.rejectedAt >= before)).toBe(true);
+    expect(JSON.parse(dead[1]!.raw)[0]).toEqual([1]);
+    // Peeking twice reads the same letters, in the same order, and leaves them there.
+    expect((await transport.deadLetters!(queue, { limit: 2 })).map((d) => d.reason)).toEqual([
+      "reason 0",
+      "reason 1",
+    ]);
+    expect(await admin.messageCount(`${queue}.dead`)).toBe(3);
+    expect(await transport.purge(queue)).toBe(0);
+    expect(await admin.messageCount(`${queue}.dead`)).toBe(3);
+  });
+
+  it("with declareArguments, RabbitMQ itself dead-letters what another consumer rejects", async () => {
+    const exchange = unique("dlx-native");
+    admin.trackExchange(exchange);
+    const queue = unique("dead-native");
+    admin.trackCeleryQueue(queue);
+    const transport = t.connect({ deadLetter: { exchange, declareArguments: true } });
+    await transport.publish(message({ args: ["native"] }), { queue });
+    // A Python worker declares the queue with the same queue_arguments, or RabbitMQ refuses it.
+    expect(
+      await kombu({
+        op: "declare",
+        url: BROKER_URL,
+        entities: [
+          {
+            kind: "queue",
+            name: queue,
+            queue_arguments: {
+              "x-dead-letter-exchange": exchange,
+              "x-dead-letter-routing-key": queue,
+            },
+          },
+        ],
+      }),
+    ).toEqual({ ok: true });
+    await admin.withChannel(async (channel) => {
+      const got = await channel.get(queue, { noAck: false });
+      if (got === false) throw new Error("no message");
+      channel.nack(got, false, false);
+      await sleep(100);
+    });
+    const [letter] = await transport.deadLetters!(queue);
+    expect(letter).toMatchObject({ queue, reason: "rejected" });
+    expect(letter!.rejectedAt).toBeGreaterThan(Date.now() - 60_000);
+  });
+});
+
+describe("consuming", () => {
+  it("keeps outstanding deliveries valid after the signal aborts, until close()", async () => {
+    const queue = unique("abort");
+    const transport = t.connect();
+    for (let i = 0; i < 3; i++) await transport.publish(message({ args: [i] }), { queue });
+    const consumer = t.consume(transport, [queue], 2);
+    const held = await consumer.waitFor(2);
+    consumer.stop();
+    await consumer.done;
+    await held[0]!.ack();
+    await held[1]!.reject({ requeue: true });
+    expect(await admin.messageCount(queue)).toBe(2);
+    await transport.close();
+    const error = await caught(() => held[1]!.ack());
+    expect(isCeleryTsError(error, "CLOSED")).toBe(true);
+  });
+
+  it("declares its queue again and resumes when the queue is deleted under it", async () => {
+    const queue = unique("deleted");
+    const transport = t.connect({ reconnectInitialDelayMs: 20 });
+    const consumer = t.consume(transport, [queue]);
+    await until(() => admin.queueExists(queue), 5_000, "the queue");
+    await admin.withChannel((channel) => channel.deleteQueue(queue));
+    await sleep(300);
+    await until(() => admin.queueExists(queue), 5_000, "the queue to be declared again");
+    await t.connect().publish(message({ args: ["after"] }), { queue });
+    const [delivery] = await consumer.waitFor(1);
+    expect(decodeTaskMessage(delivery!.message!).args).toEqual(["after"]);
+  });
+
+  it("ignores a second settle of the same delivery", async () => {
+    const queue = unique("twice");
+    const transport = t.connect();
+    await transport.publish(message(), { queue });
+    await transport.publish(message(), { queue });
+    const consumer = t.consume(transport, [queue], 5);
+    const [a, b] = await consumer.waitFor(2);
+    await a!.ack();
+    await a!.ack();
+    await a!.reject({ requeue: true });
+    // A second basic.ack of the same tag would have closed the channel: b is still ours.
+    await b!.ack();
+    await sleep(200);
+    expect(consumer.received).toHaveLength(2);
+    expect(await admin.messageCount(queue)).toBe(0);
+  });
+
+  it("ends consume() with the error of a throwing callback, handing its messages back", async () => {
+    const queue = unique("throwing");
+    const transport = t.connect();
+    for (let i = 0; i < 3; i++) await transport.publish(message({ args: [i] }), { queue });
+    admin.trackCeleryQueue(queue);
+    const done = transport.consume(
+      [queue],
+      () => {
+        throw new Error("callback bug");
+      },
+      { prefetch: 3, signal: new AbortController().signal },
+    );
+    await expect(done).rejects.toThrow("callback bug");
+    const rest = t.consume(t.connect(), [queue]);
+    const deliveries: Delivery[] = await rest.waitFor(3);
+    expect(deliveries.every((d) => d.redelivered)).toBe(true);
+  });
+});

@@ -1,0 +1,259 @@
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  type QueueAttributeName,
+} from "@aws-sdk/client-sqs";
+import type { SqsCaller } from "./client.ts";
+import { configError, isQueueMissing } from "./errors.ts";
+import {
+  deadLetterQueueName,
+  entityName,
+  isFifoName,
+  siblingQueueUrl,
+  sqsQueueName,
+} from "./queue-names.ts";
+
+/** A queue the transport uses, as celery-ts and as SQS name it. */
+export interface QueueInfo {
+  /** The name celery-ts uses (a routing key, a worker's `-Q`). */
+  name: string;
+  /** The name on SQS: prefixed and translated as kombu does. */
+  sqsName: string;
+  url: string;
+  fifo: boolean;
+  /** Listed in `predefinedQueues`: never created or looked up by name. */
+  predefined: boolean;
+}
+
+/** A queue that exists already, given by URL: `predefinedQueues` entries. */
+export interface PredefinedQueue {
+  /** The queue's URL, e.g. `https://sqs.us-east-1.amazonaws.com/123456789012/celery`. */
+  url: string;
+  /**
+   * Where `reject({ requeue: false })` sends messages. Without it, the target of the queue's
+   * redrive policy (read with GetQueueAttributes), if it has one.
+   * @default the redrive policy's dead-letter queue
+   */
+  deadLetterUrl?: string;
+}
+
+export interface QueueDirectoryOptions {
+  caller: SqsCaller;
+  prefix: string;
+  predefined: Record<string, string | PredefinedQueue> | undefined;
+  visibilityTimeoutSeconds: number;
+  createAttributes: Record<string, string>;
+  maxReceiveCount: number | undefined;
+}
+
+export interface QueueDirectory {
+  /** The queue, created on first use unless queues are predefined. */
+  resolve(queue: string): Promise<QueueInfo>;
+  /** The queue if it exists; never creates it. */
+  find(queue: string): Promise<QueueInfo | undefined>;
+  /** Drops a cached URL (the queue was deleted behind our back). */
+  forget(queue: string): void;
+  /**
+   * The dead-letter queue of a queue: the predefined `deadLetterUrl`, else its redrive policy's
+   * target, else (for queues the transport manages) `<name>-dlq`, created when `create`.
+   */
+  deadLetterUrl(info: QueueInfo, create: boolean): Promise<string | undefined>;
+}
+
+/** Long enough for an operator to notice: SQS's maximum, 14 days. */
+const DEAD_LETTER_RETENTION_SECONDS = "1209600";
+
+/** kombu's check: a FIFO queue's name and URL both end in `.fifo`, or neither does. */
+function normalizePredefined(
+  predefined: Record<string, string | PredefinedQueue>,
+): Map<string, PredefinedQueue> {
+  const queues = new Map<string, PredefinedQueue>();
+  for (const [name, value] of Object.entries(predefined)) {
+    const entry = typeof value === "string" ? { url: value } : value;
+    if (typeof entry.url !== "string" || !/^https?:\/\//.test(entry.url)) {
+      throw configError(
+        `predefinedQueues[${JSON.stringify(name)}] must be the queue's http(s) URL, got ` +
+          JSON.stringify(entry.url),
+      );
+    }
+    if (isFifoName(name) !== entry.url.replace(/\/+$/, "").endsWith(".fifo")) {
+      throw configError(
+        `predefinedQueues[${JSON.stringify(name)}]: a FIFO queue's name and URL must both end ` +
+          `in .fifo, and a standard queue's neither (URL ${entry.url})`,
+      );
+    }
+    queues.set(name, entry);
+  }
+  return queues;
+}
+
+export function createQueueDirectory(options: QueueDirectoryOptions): QueueDirectory {
+  const { caller, prefix } = options;
+  const predefined = options.predefined && normalizePredefined(options.predefined);
+  const cache = new Map<string, Promise<QueueInfo>>();
+  const deadLetterCache = new Map<string, string>();
+
+  const lookUp = async (queue: string, sqsName: string): Promise<string | undefined> => {
+    try {
+      const { QueueUrl } = await caller.call({ action: "GetQueueUrl", queue, sqsName }, (client) =>
+        client.send(new GetQueueUrlCommand({ QueueName: sqsName })),
+      );
+      return QueueUrl;
+    } catch (error) {
+      if (isQueueMissing(error)) return undefined;
+      throw error;
+    }
+  };
+
+  const create = async (
+    queue: string,
+    sqsName: string,
+    attributes: Record<string, string>,
+  ): Promise<string> => {
+    try {
+      const { QueueUrl } = await caller.call({ action: "CreateQueue", queue, sqsName }, (client) =>
+        client.send(new CreateQueueCommand({ QueueName: sqsName, Attributes: attributes })),
+      );
+      if (QueueUrl) return QueueUrl;
+    } catch (error) {
+      // Created meanwhile by another process, with other attributes: use it as it is.
+      const name = (error as { cause?: { name?: unknown } }).cause?.name;
+      if (name !== "QueueNameExists" && name !== "QueueAlreadyExists") throw error;
+    }
+    const url = await lookUp(queue, sqsName);
+    if (!url) throw configError(`SQS created the queue ${JSON.stringify(sqsName)} but has no URL`);
+    return url;
+  };
+
+  const queueArn = async (queue: string, url: string): Promise<string> => {
+    const { Attributes } = await caller.call({ action: "GetQueueAttributes", queue }, (client) =>
+      client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] })),
+    );
+    const arn = Attributes?.QueueArn;
+    if (!arn) throw configError(`SQS did not return the ARN of the queue at ${url}`);
+    return arn;
+  };
+
+  const deadLetterAttributes = (fifo: boolean): Record<string, string> => {
+    const { RedrivePolicy: _redrive, ...attributes } = options.createAttributes;
+    return {
+      MessageRetentionPeriod: DEAD_LETTER_RETENTION_SECONDS,
+      ...attributes,
+      ...(fifo && { FifoQueue: "true" }),
+    };
+  };
+
+  /** The attributes kombu creates a queue with, ours, then the user's creation attributes. */
+  const queueAttributes = async (
+    queue: string,
+    sqsName: string,
+    fifo: boolean,
+  ): Promise<Record<string, string>> => {
+    const attributes: Record<string, string> = {
+      VisibilityTimeout: String(options.visibilityTimeoutSeconds),
+      ...(fifo && { FifoQueue: "true" }),
+      ...options.createAttributes,
+    };
+    if (options.maxReceiveCount !== undefined && attributes.RedrivePolicy === undefined) {
+      const dlqName = deadLetterQueueName(sqsName);
+      const dlqUrl = await create(queue, dlqName, deadLetterAttributes(fifo));
+      deadLetterCache.set(queue, dlqUrl);
+      attributes.RedrivePolicy = JSON.stringify({
+        deadLetterTargetArn: await queueArn(queue, dlqUrl),
+        maxReceiveCount: options.maxReceiveCount,
+      });
+    }
+    return attributes;
+  };
+
+  /** kombu keys predefined queues by SQS name; celery-ts users may key them by queue name. */
+  const predefinedEntry = (queue: string): PredefinedQueue | undefined =>
+    predefined?.get(queue) ?? predefined?.get(entityName(prefix + queue));
+
+  const fromPredefined = (queue: string): QueueInfo => {
+    const entry = predefinedEntry(queue);
+    if (!entry) {
+      const known = [...(predefined?.keys() ?? [])].map((name) => JSON.stringify(name)).join(", ");
+      throw configError(
+        `the queue ${JSON.stringify(queue)} is not in predefinedQueues (${known}); add its URL ` +
+          "there (the transport creates no queues when predefinedQueues is set)",
+      );
+    }
+    const sqsName = entry.url.replace(/\/+$/, "").split("/").pop() ?? queue;
+    return { name: queue, sqsName, url: entry.url, fifo: isFifoName(sqsName), predefined: true };
+  };
+
+  /** The dead-letter queue a queue's redrive policy names, if it has one. */
+  const redriveTarget = async (info: QueueInfo): Promise<string | undefined> => {
+    const { Attributes } = await caller.call(
+      { action: "GetQueueAttributes", queue: info.name, sqsName: info.sqsName },
+      (client) =>
+        client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: info.url,
+            AttributeNames: ["RedrivePolicy" as QueueAttributeName],
+          }),
+        ),
+    );
+    const policy = Attributes?.RedrivePolicy;
+    if (!policy) return undefined;
+    try {
+      const arn = (JSON.parse(policy) as { deadLetterTargetArn?: unknown }).deadLetterTargetArn;
+      return typeof arn === "string" ? siblingQueueUrl(info.url, arn) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  return {
+    async resolve(queue) {
+      if (predefined) return fromPredefined(queue);
+      let found = cache.get(queue);
+      if (!found) {
+        found = (async () => {
+          const sqsName = sqsQueueName(queue, prefix);
+          const fifo = isFifoName(sqsName);
+          const url =
+            (await lookUp(queue, sqsName)) ??
+            (await create(queue, sqsName, await queueAttributes(queue, sqsName, fifo)));
+          return { name: queue, sqsName, url, fifo, predefined: false };
+        })();
+        cache.set(queue, found);
+        // A failure is not cached: the next call tries again.
+        found.catch(() => cache.delete(queue));
+      }
+      return found;
+    },
+    async find(queue) {
+      if (predefined) return fromPredefined(queue);
+      const cached = cache.get(queue);
+      if (cached) return cached;
+      const sqsName = sqsQueueName(queue, prefix);
+      const url = await lookUp(queue, sqsName);
+      return url
+        ? { name: queue, sqsName, url, fifo: isFifoName(sqsName), predefined: false }
+        : undefined;
+    },
+    forget(queue) {
+      cache.delete(queue);
+      deadLetterCache.delete(queue);
+    },
+    async deadLetterUrl(info, createIfMissing) {
+      const cached = deadLetterCache.get(info.name);
+      if (cached) return cached;
+      const entry = info.predefined ? predefinedEntry(info.name) : undefined;
+      let url = entry?.deadLetterUrl ?? (await redriveTarget(info));
+      if (!url && !info.predefined) {
+        const dlqName = deadLetterQueueName(info.sqsName);
+        url =
+          (await lookUp(info.name, dlqName)) ??
+          (createIfMissing
+            ? await create(info.name, dlqName, deadLetterAttributes(info.fifo))
+            : undefined);
+      }
+      if (url) deadLetterCache.set(info.name, url);
+      return url;
+    },
+  };
+}
