@@ -7,6 +7,6 @@ export type {
   QueueType,
 } from "./amqp-transport.ts";
 export { createRpcBackend } from "./rpc-backend.ts";
-export type { RpcBackend, RpcBackendOptions, RpcStoreOptions } from "./rpc-backend.ts";
+export type { RpcBackend, RpcBackendOptions } from "./rpc-backend.ts";
 export type { ConnectionOptions as AmqpConnectionOptions } from "./internal/options.ts";
 export { createBackendFromUrl, createTransportFromUrl } from "./url.ts";

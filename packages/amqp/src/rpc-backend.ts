@@ -58,20 +58,6 @@ export interface RpcBackendOptions extends ConnectionOptions {
   logger?: Logger;
 }
 
-/**
- * Where the worker sends a result: the task message's `reply_to` and `correlation_id`
- * properties. A proposal for core's `StoreOptions`; until the worker passes them, see the README.
- */
-export interface RpcStoreOptions extends StoreOptions {
-  /**
-   * The reply queue (the message's `reply_to`).
-   * @default none: nothing is sent, as in Celery
-   */
-  replyTo?: string;
-  /** The message's `correlation_id`. @default the task id */
-  correlationId?: string;
-}
-
 /** Celery's rpc:// result backend: results travel as messages to the sender's reply queue. */
 export interface RpcBackend extends ResultBackend {
   /** The reply queue's name. */
@@ -81,7 +67,6 @@ export interface RpcBackend extends ResultBackend {
    * send as `reply_to`, before it publishes, so that no result arrives before the queue exists.
    */
   replyTo(): Promise<string>;
-  store(taskId: string, meta: ResultMeta, options?: RpcStoreOptions): Promise<void>;
 }
 
 interface Waiter {
@@ -292,7 +277,9 @@ export function createRpcBackend(options: RpcBackendOptions = {}): RpcBackend {
       await startReading();
       return replyQueue;
     },
-    async store(taskId: string, meta: ResultMeta, storeOptions: RpcStoreOptions = {}) {
+    // The worker passes the task message's reply_to and correlation_id; without a reply_to there
+    // is no one to answer, and nothing is sent, as in Celery.
+    async store(taskId: string, meta: ResultMeta, storeOptions: StoreOptions = {}) {
       ensureOpen();
       // As Celery's RPCBackend.store_result: no reply_to, no one to tell.
       if (storeOptions.replyTo === undefined || storeOptions.replyTo === "") {

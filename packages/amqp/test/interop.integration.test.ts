@@ -14,7 +14,6 @@ import { createClient, type Client } from "@celery-ts/client";
 import { createWorker, type Worker } from "@celery-ts/worker";
 import { createAmqpTransport, createRpcBackend } from "../src/index.ts";
 import { BROKER_URL, rabbitAdmin, unique } from "./support/rabbit.ts";
-import { clientShim, workerShim } from "./support/rpc-shim.ts";
 
 vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 });
 
@@ -42,12 +41,12 @@ async function pythonWorker(
   return worker;
 }
 
-/** A celery-ts client on RabbitMQ with the rpc:// backend (and the client-side shim). */
+/** A celery-ts client on RabbitMQ with the rpc:// backend. */
 function tsClient(): Client {
   const backend = createRpcBackend({ url: BROKER_URL });
   admin.trackQueue(backend.replyQueue);
   const transport = createAmqpTransport({ url: BROKER_URL, delayPrefix });
-  const client = createClient({ broker: clientShim(transport, backend), backend });
+  const client = createClient({ broker: transport, backend });
   cleanups.push(async () => {
     await client.close();
     await Promise.all([transport.close(), backend.close()]);
@@ -61,7 +60,7 @@ const fail = defineTask("interop.fail", (message: string) => {
 });
 const echo = defineTask("interop.echo", (...args: unknown[]) => ({ args, kwargs: {} }));
 
-/** A celery-ts worker on RabbitMQ, storing results with the rpc:// backend (and the worker shim). */
+/** A celery-ts worker on RabbitMQ, replying with the rpc:// backend. */
 async function tsWorker(
   queue: string,
   tasks: AnyTaskDefinition[] = [add, fail, echo],
@@ -70,10 +69,9 @@ async function tsWorker(
   const backend = createRpcBackend({ url: BROKER_URL });
   admin.trackQueue(backend.replyQueue);
   const transport = createAmqpTransport({ url: BROKER_URL, delayPrefix });
-  const shim = workerShim(transport, backend);
   const worker = createWorker({
-    broker: shim.transport,
-    backend: shim.backend,
+    broker: transport,
+    backend,
     tasks,
     queues: [queue],
     concurrency: 4,

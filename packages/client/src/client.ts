@@ -81,8 +81,8 @@ export function createClient(options: ClientOptions): Client {
     options.backend === undefined ? undefined : lazyConnection(options.backend, resolveBackend);
   const clientPolicy =
     options.publishRetry === false ? false : { ...DEFAULT_PUBLISH_RETRY, ...options.publishRetry };
-  // Celery's app oid: one reply address per client, which the rpc:// backend replies to.
-  const replyTo = randomUUID();
+  // Celery's app oid: one reply address per client. An rpc:// backend names its own reply queue.
+  const oid = randomUUID();
   const inFlight = new Set<Promise<unknown>>();
   let closing: Promise<void> | undefined;
 
@@ -102,6 +102,12 @@ export function createClient(options: ClientOptions): Client {
     return backend.get();
   };
 
+  /** Where workers send results: an rpc:// backend's reply queue, else the client's oid. */
+  const replyAddress = async (): Promise<string> => {
+    const results = backend && (await backend.get());
+    return results?.replyTo ? results.replyTo() : oid;
+  };
+
   const publishPolicy = (call: RetryPolicy | false | undefined): Required<RetryPolicy> | false => {
     if (call === undefined) return clientPolicy;
     return call === false ? false : { ...(clientPolicy || DEFAULT_PUBLISH_RETRY), ...call };
@@ -113,7 +119,7 @@ export function createClient(options: ClientOptions): Client {
     options: SendOptions,
     defaults: TaskOptions,
   ): Promise<AsyncResult<R>> => {
-    const { message, route } = prepareSend(name, args, options, defaults, replyTo);
+    const { message, route } = prepareSend(name, args, options, defaults, await replyAddress());
     const wire = encodeTaskMessage(message);
     const id = message.headers.id;
     const transport = await broker.get();

@@ -24,6 +24,10 @@ export interface ResultMeta {
 export interface StoreOptions {
   /** Forget the result after this long. @default the backend's own expiry (one day) */
   expiresInMs?: number;
+  /** The task message's `reply_to`: where Celery's rpc:// backend sends the result. */
+  replyTo?: string;
+  /** The task message's `correlation_id`, which an rpc:// reply carries. */
+  correlationId?: string;
 }
 
 export interface WaitOptions {
@@ -44,6 +48,11 @@ export interface ResultBackend {
   /** Resolves with the meta once the task is in a ready state (SUCCESS, FAILURE, REVOKED). */
   waitFor(taskId: string, options: WaitOptions): Promise<ResultMeta>;
   forget(taskId: string): Promise<void>;
+  /**
+   * For backends that answer on the sender's own queue (rpc://): declares that queue and returns
+   * its name, which a client sends as `reply_to`. Backends that store results leave it out.
+   */
+  replyTo?(): Promise<string>;
 }
 
 /** `date_done` as Celery writes it: `datetime.utcnow().isoformat()`. */

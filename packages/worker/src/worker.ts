@@ -134,13 +134,21 @@ export function createWorker(options: WorkerOptions): Worker {
     await settle(delivery, "dead", reason);
   };
 
+  /** Stores a state of the task in `message`, with where an rpc:// backend must send it. */
   const store = async (
-    id: string,
+    message: TaskMessage,
     meta: Pick<ResultMeta, "status" | "result" | "traceback" | "date_done">,
   ) => {
+    if (!backend) return;
+    const id = message.headers.id;
+    const { reply_to: replyTo, correlation_id: correlationId } = message.properties;
     // Celery's field order, so the stored bytes match what a Python worker writes.
     const { status, result, traceback, date_done } = meta;
-    await backend?.store(id, { status, result, traceback, children: [], date_done, task_id: id });
+    await backend.store(
+      id,
+      { status, result, traceback, children: [], date_done, task_id: id },
+      { ...(replyTo !== undefined && { replyTo }), correlationId },
+    );
   };
 
   const receive = (delivery: Delivery): void => {
@@ -212,7 +220,7 @@ export function createWorker(options: WorkerOptions): Worker {
     if (expires && parseCeleryDate(expires).getTime() < Date.now()) {
       log.info("task expired before it ran; marked REVOKED", fields);
       if (storeResults)
-        await store(id, {
+        await store(message, {
           status: TaskState.REVOKED,
           result: {
             exc_type: "TaskRevokedError",
@@ -234,7 +242,7 @@ export function createWorker(options: WorkerOptions): Worker {
       }
     }
     if (storeResults && task.options.trackStarted) {
-      await store(id, {
+      await store(message, {
         status: TaskState.STARTED,
         result: { pid: process.pid, hostname },
         traceback: null,
@@ -253,7 +261,7 @@ export function createWorker(options: WorkerOptions): Worker {
       queue: delivery.queue,
       shutdown: shutdown.signal,
       updateState: (state, meta) =>
-        store(id, { status: state, result: meta, traceback: null, date_done: null }),
+        store(message, { status: state, result: meta, traceback: null, date_done: null }),
     });
     if (abandoned.has(delivery)) return;
     const runtime = Number(((performance.now() - started) / 1000).toFixed(6));
@@ -277,12 +285,11 @@ export function createWorker(options: WorkerOptions): Worker {
     storeResults: boolean,
     fields: Record<string, unknown>,
   ): Promise<void> => {
-    const { id } = message.headers;
     switch (outcome.kind) {
       case "success":
         if (storeResults) {
           try {
-            await store(id, {
+            await store(message, {
               status: TaskState.SUCCESS,
               result: outcome.value,
               traceback: null,
@@ -305,7 +312,7 @@ export function createWorker(options: WorkerOptions): Worker {
       case "retry":
         return retry(delivery, message, task, outcome.options, storeResults, fields);
       case "failure":
-        if (storeResults) await storeFailure(id, outcome.error);
+        if (storeResults) await storeFailure(message, outcome.error);
         log.error("task failed", { ...fields, error: describe(outcome.error) });
         return settle(delivery, "ack");
       case "signal": {
@@ -320,8 +327,8 @@ export function createWorker(options: WorkerOptions): Worker {
     }
   };
 
-  const storeFailure = (id: string, error: unknown): Promise<void> =>
-    store(id, {
+  const storeFailure = (message: TaskMessage, error: unknown): Promise<void> =>
+    store(message, {
       status: TaskState.FAILURE,
       result: exceptionInfo(error),
       traceback: error instanceof Error ? (error.stack ?? null) : null,
@@ -337,12 +344,12 @@ export function createWorker(options: WorkerOptions): Worker {
     storeResults: boolean,
     fields: Record<string, unknown>,
   ): Promise<void> => {
-    const { id, retries } = message.headers;
+    const { retries } = message.headers;
     const policy = task.options.retry ?? {};
     const maxRetries = retryOptions.maxRetries ?? policy.maxRetries ?? 3;
     const cause = retryOptions.error ?? new Error("retry requested");
     if (retries >= maxRetries) {
-      if (storeResults) await storeFailure(id, cause);
+      if (storeResults) await storeFailure(message, cause);
       log.error(`task failed after ${retries} retries`, { ...fields, error: describe(cause) });
       return settle(delivery, "ack");
     }
@@ -360,7 +367,7 @@ export function createWorker(options: WorkerOptions): Worker {
       ...(typeof priority === "number" && { priority }),
     });
     if (storeResults) {
-      await store(id, {
+      await store(message, {
         status: TaskState.RETRY,
         result: exceptionInfo(cause),
         traceback: cause instanceof Error ? (cause.stack ?? null) : null,
