@@ -353,8 +353,12 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
     // Forgotten first: if the command fails, the reservation is no longer renewed and the
     // message comes back after the visibility timeout, rather than staying reserved for good.
     outstanding.delete(tag);
-    entry.release();
-    await command((client) => work(client, entry));
+    try {
+      await command((client) => work(client, entry));
+    } finally {
+      // Only now may the consumer take more: a requeued message is back in its place first.
+      entry.release();
+    }
   };
 
   const toDelivery = ({ queue, raw, tag }: Taken, release: () => void): Delivery => {
@@ -574,8 +578,9 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
 
       const pump = async (): Promise<void> => {
         const room = Math.min(options.prefetch - count, MAX_BATCH);
-        // Full: a settled delivery wakes us.
-        if (room <= 0) return;
+        // Full, or nearly: a settled delivery wakes us. Taking only once a quarter of the prefetch
+        // is free (or nothing is held) turns one round trip per message into one per batch.
+        if (room <= 0 || (count > 0 && room < Math.floor(options.prefetch / 4))) return;
         let batch: { taken: Taken[]; waiting: boolean };
         try {
           await take.waitReady(Number.POSITIVE_INFINITY, stopping.signal);
