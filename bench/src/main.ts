@@ -2,13 +2,17 @@
 // written to bench/RESULTS.md with the machine and the date. BENCH=sqlite,redis picks sections.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { amqpSection } from "./amqp.ts";
 import { redisSection } from "./redis.ts";
 import { renderReport, type Section } from "./report.ts";
 import { sqliteSection } from "./sqlite.ts";
+import { sqsSection } from "./sqs.ts";
 
 const sections: Record<string, () => Promise<Section>> = {
   sqlite: () => sqliteSection(Number(process.env.BENCH_SQLITE_TASKS ?? 5_000)),
   redis: () => redisSection(Number(process.env.BENCH_REDIS_TASKS ?? 20_000)),
+  amqp: () => amqpSection(Number(process.env.BENCH_AMQP_TASKS ?? 10_000)),
+  sqs: () => sqsSection(Number(process.env.BENCH_SQS_TASKS ?? 2_000)),
 };
 const selected = (process.env.BENCH ?? Object.keys(sections).join(",")).split(",");
 

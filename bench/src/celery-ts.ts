@@ -1,0 +1,122 @@
+// celery-ts measured the same way on every broker: in-process client and worker, so that each
+// figure leaves out process start-up.
+import { createClient } from "@celery-ts/client";
+import { defineTask, silentLogger, type Logger } from "@celery-ts/core";
+import { createWorker } from "@celery-ts/worker";
+import { chunks, LATENCY_ROUNDS, type Figures } from "./figures.ts";
+import { perSecond, timed, until } from "./stats.ts";
+import { noop } from "./tasks.ts";
+
+/** Where a section runs celery-ts: broker and result backend URLs. */
+export interface Setup {
+  broker: string;
+  backend: string;
+  /** Empties what the last scenario left (queue and results); resolves with the queue to use. */
+  fresh(): Promise<string>;
+}
+
+/** The no-op task, sent to `queue`. */
+export const noopOn = (queue: string) => defineTask(noop.name, noop.run, { queue });
+
+/** A logger that counts finished tasks: the worker logs "task succeeded" once the result is stored. */
+export function countingLogger(): Logger & { succeeded: number } {
+  const logger = {
+    ...silentLogger,
+    succeeded: 0,
+    info(message: string) {
+      if (message === "task succeeded") logger.succeeded++;
+    },
+  };
+  return logger;
+}
+
+/**
+ * Sends `count` no-op tasks to `queue`: one by one, each delay() awaited, or in bulk (concurrent
+ * delay() calls, 1,000 at a time). Resolves with the tasks sent per second.
+ */
+export async function enqueue(
+  broker: string,
+  queue: string,
+  count: number,
+  bulk: boolean,
+): Promise<number> {
+  const client = createClient({ broker });
+  const handle = client.task(noopOn(queue));
+  await client.connect();
+  const ms = await timed(async () => {
+    if (bulk)
+      for (const chunk of chunks(count, 1_000))
+        await Promise.all(chunk.map((i) => handle.delay(i)));
+    else for (let i = 0; i < count; i++) await handle.delay(i);
+  });
+  await client.close();
+  return perSecond(count, ms);
+}
+
+/** `count` tasks queued first, then a worker started: tasks done per second, start-up included. */
+export async function processing(
+  setup: Setup,
+  concurrency: number,
+  count: number,
+): Promise<number> {
+  const queue = await setup.fresh();
+  await enqueue(setup.broker, queue, count, true);
+  const logger = countingLogger();
+  const worker = createWorker({
+    broker: setup.broker,
+    backend: setup.backend,
+    tasks: [noopOn(queue)],
+    queues: [queue],
+    concurrency,
+    logger,
+  });
+  const ms = await timed(async () => {
+    await worker.start();
+    await until(() => logger.succeeded, count);
+  });
+  await worker.stop();
+  return perSecond(count, ms);
+}
+
+/** Send, then await the result, `rounds` times in a row, with a worker at concurrency 1. */
+export async function roundTrips(
+  broker: string,
+  backend: string,
+  queue: string,
+  rounds = LATENCY_ROUNDS,
+): Promise<number[]> {
+  const worker = createWorker({
+    broker,
+    backend,
+    tasks: [noopOn(queue)],
+    queues: [queue],
+    concurrency: 1,
+  });
+  await worker.start();
+  const client = createClient({ broker, backend });
+  const handle = client.task(noopOn(queue));
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i < rounds; i++) {
+      samples.push(await timed(async () => (await handle.delay(i)).get({ timeout: 30 })));
+    }
+  } finally {
+    await client.close();
+    await worker.stop();
+  }
+  return samples;
+}
+
+/**
+ * Every figure for celery-ts on one broker: enqueue one by one (total / 4) and in bulk (total),
+ * processing at concurrency 50 (total) and 1 (total / 10), and round trips.
+ */
+export async function celeryTsFigures(total: number, setup: Setup): Promise<Figures> {
+  const figures: Figures = {};
+  figures.enqueueOne = await enqueue(setup.broker, await setup.fresh(), total / 4, false);
+  figures.enqueueBulk = await enqueue(setup.broker, await setup.fresh(), total, true);
+  figures.process50 = await processing(setup, 50, total);
+  figures.process1 = await processing(setup, 1, total / 10);
+  figures.latency = await roundTrips(setup.broker, setup.backend, await setup.fresh());
+  return figures;
+}
