@@ -1,42 +1,14 @@
 // SQLite, the embedded default: end to end through real `celery-ts worker` processes.
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient, type Client } from "@celery-ts/client";
+import { startWorkerProcess } from "@celery-ts/worker";
 import type { Section } from "./report.ts";
 import { percentile, perSecond, timed } from "./stats.ts";
 import { noop } from "./tasks.ts";
 
 const here = join(import.meta.dirname, "..");
-
-function startWorker(url: string, processes: number): ChildProcess {
-  return spawn(
-    join(here, "node_modules/.bin/celery-ts"),
-    [
-      "worker",
-      "--app",
-      join(here, "src/tasks.ts"),
-      "--broker",
-      url,
-      "--backend",
-      url,
-      "--processes",
-      String(processes),
-      "--concurrency",
-      "50",
-      "--log-level",
-      "warn",
-    ],
-    { stdio: ["ignore", "inherit", "inherit"] },
-  );
-}
-
-async function stopWorker(worker: ChildProcess): Promise<void> {
-  const exited = new Promise((resolve) => worker.on("exit", resolve));
-  worker.kill("SIGTERM");
-  await exited;
-}
 
 /** A client and a worker on a fresh database file, for the length of `fn`. */
 async function withSetup<T>(processes: number, fn: (client: Client) => Promise<T>): Promise<T> {
@@ -44,7 +16,14 @@ async function withSetup<T>(processes: number, fn: (client: Client) => Promise<T
   // sqlite:/// plus an absolute path: SQLAlchemy's four slashes.
   const url = `sqlite:///${join(dir, "bench.db")}`;
   const client = createClient({ broker: url, backend: url });
-  const worker = startWorker(url, processes);
+  const worker = startWorkerProcess({
+    app: join(here, "src/tasks.ts"),
+    broker: url,
+    backend: url,
+    processes,
+    concurrency: 50,
+    logLevel: "warn",
+  });
   try {
     const handle = client.task(noop);
     const warmUp = await Promise.all(Array.from({ length: 50 }, (_, i) => handle.delay(i)));
@@ -52,7 +31,7 @@ async function withSetup<T>(processes: number, fn: (client: Client) => Promise<T
     return await fn(client);
   } finally {
     await client.close();
-    await stopWorker(worker);
+    await worker.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

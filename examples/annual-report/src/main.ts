@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { createClient } from "@celery-ts/client";
 import { buildApp } from "./app.ts";
 import { loadConfig } from "./config.ts";
-import { startWorkerProcess } from "./worker-process.ts";
+import { startWorkerProcess } from "@celery-ts/worker";
 
 // Relative paths and sqlite:/// URLs are relative to the example's directory.
 process.chdir(join(import.meta.dirname, ".."));
@@ -15,6 +15,7 @@ mkdirSync(config.dataDir, { recursive: true });
 mkdirSync(config.reportsDir, { recursive: true });
 
 const worker = startWorkerProcess({
+  app: join(import.meta.dirname, "tasks.ts"),
   broker: config.broker,
   backend: config.backend,
   processes: config.workerProcesses,

@@ -6,7 +6,7 @@ import type { Browser, Page } from "playwright-core";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "../src/app.ts";
-import { startWorkerProcess, type WorkerProcess } from "../src/worker-process.ts";
+import { startWorkerProcess, type WorkerProcess } from "@celery-ts/worker";
 import { launchChromium, screenshotPath, sqliteUrl, tempDir } from "./support.ts";
 
 let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -22,6 +22,7 @@ beforeAll(async () => {
   const reportsDir = join(dir.path, "reports");
   // A report of 12 steps of about 250 ms: a few seconds, polled every 500 ms.
   worker = startWorkerProcess({
+    app: join(import.meta.dirname, "../src/tasks.ts"),
     broker: url,
     backend: url,
     logFile: join(dir.path, "worker.log"),

@@ -6,13 +6,14 @@ import { createClient } from "@celery-ts/client";
 import { buildApp } from "./app.ts";
 import { loadConfig } from "./config.ts";
 import { PYTHON_QUEUE } from "./python-tasks.ts";
-import { startWorkerProcess } from "./worker-process.ts";
+import { startWorkerProcess } from "@celery-ts/worker";
 
 process.chdir(join(import.meta.dirname, ".."));
 const config = loadConfig();
 const log = (line: string): void => console.log(`${new Date().toISOString()} ${line}`);
 
 const worker = startWorkerProcess({
+  app: join(import.meta.dirname, "tasks.ts"),
   broker: config.broker,
   backend: config.backend,
   processes: config.workerProcesses,

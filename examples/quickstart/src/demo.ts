@@ -1,10 +1,10 @@
 // The quickstart demo: starts a worker process on the embedded SQLite broker, sends a batch of
 // tasks (some fail, some retry), shows progress, and prints a summary.
-import { spawn } from "node:child_process";
-import { mkdirSync, openSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createClient } from "@celery-ts/client";
 import { TaskFailedError } from "@celery-ts/core";
+import { startWorkerProcess } from "@celery-ts/worker";
 import { add, charge, parsePrice } from "./tasks.ts";
 
 const here = join(import.meta.dirname, "..");
@@ -17,13 +17,13 @@ process.chdir(here);
 const logFile = join(dataDir, "worker.log");
 console.log(`Starting a worker: celery-ts worker --app src/tasks.ts --processes 2, on ${url}`);
 console.log(`(its log: ${logFile})`);
-const log = openSync(logFile, "w");
-const worker = spawn(
-  join(here, "node_modules/.bin/celery-ts"),
-  ["worker", "--app", "src/tasks.ts", "--broker", url, "--backend", url, "--processes", "2"],
-  { stdio: ["ignore", log, log] },
-);
-const workerExited = new Promise<number | null>((resolve) => worker.on("exit", resolve));
+const worker = startWorkerProcess({
+  app: "src/tasks.ts",
+  broker: url,
+  backend: url,
+  processes: 2,
+  logFile,
+});
 
 const client = createClient({ broker: url, backend: url });
 const tasks = {
@@ -84,7 +84,6 @@ Summary: ${total} tasks in ${seconds.toFixed(1)} s
 ${failures.join("\n")}`);
 
 await client.close();
-worker.kill("SIGTERM");
-const code = await workerExited;
+const code = await worker.stop();
 console.log(`Worker stopped (exit code ${code}).`);
 process.exitCode = counts.succeeded + counts.failed === total && code === 0 ? 0 : 1;

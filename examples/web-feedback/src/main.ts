@@ -7,7 +7,7 @@ import { buildApp } from "./app.ts";
 import { loadConfig } from "./config.ts";
 import { createFeedbackStore } from "./feedback-store.ts";
 import { startMailServer } from "./mail-server.ts";
-import { startWorkerProcess } from "./worker-process.ts";
+import { startWorkerProcess } from "@celery-ts/worker";
 
 // Relative paths and sqlite:/// URLs are relative to the example's directory.
 process.chdir(join(import.meta.dirname, ".."));
@@ -29,6 +29,7 @@ log(
 );
 
 const worker = startWorkerProcess({
+  app: join(import.meta.dirname, "tasks.ts"),
   broker: config.broker,
   backend: config.backend,
   processes: config.workerProcesses,

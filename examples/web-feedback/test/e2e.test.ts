@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { buildApp, type RequestLog } from "../src/app.ts";
 import { createFeedbackStore } from "../src/feedback-store.ts";
 import { startMailServer } from "../src/mail-server.ts";
-import { startWorkerProcess } from "../src/worker-process.ts";
+import { startWorkerProcess } from "@celery-ts/worker";
 import { launchChromium, screenshotPath, sqliteUrl, tempDir } from "./support.ts";
 
 let browser: Browser;
@@ -26,6 +26,7 @@ it("redirects at once, and the mail arrives later, after retries", async () => {
   // The mail server refuses the first two deliveries (451): both emails need a retry.
   const mail = await startMailServer({ refuseFirst: 2 });
   const worker = startWorkerProcess({
+    app: join(import.meta.dirname, "../src/tasks.ts"),
     broker: url,
     backend: url,
     logFile: join(dir.path, "worker.log"),

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient, type Client } from "@celery-ts/client";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { CliProcess, startWorker } from "./cli-process.ts";
+import { startWorkerProcess } from "../src/index.ts";
+import { CliProcess, TASKS, startWorker } from "./cli-process.ts";
 import { block, slow, whoAmI } from "./fixtures/cli-tasks.ts";
 
 describe("celery-ts worker (CLI)", () => {
@@ -109,6 +110,15 @@ describe("celery-ts worker (CLI)", () => {
     expect(await format.exited).toBe(1);
     expect(format.stderr).toMatch(/--log-format is pretty or json, not "xml"/);
   });
+
+  it("runs as a child process of an app with startWorkerProcess, and stops on stop()", async () => {
+    const worker = startWorkerProcess({ app: TASKS, broker: url, backend: url });
+    try {
+      expect(await (await client.task(whoAmI).delay()).get({ timeout: 20 })).toBe(worker.pid);
+    } finally {
+      expect(await worker.stop()).toBe(0);
+    }
+  }, 30_000);
 
   it("prints its usage for --help and an unknown command", async () => {
     const help = new CliProcess(["--help"]);

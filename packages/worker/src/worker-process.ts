@@ -1,22 +1,29 @@
-// Starts `celery-ts worker` as a child process, as you would run it in production (there, under
-// systemd, Docker or Kubernetes, and often on other machines), and stops it gracefully.
+// Starts `celery-ts worker` as a child process, as an app that runs its worker beside its web
+// server does, and stops it gracefully.
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { LogLevel } from "./console-logger.ts";
 
 export interface WorkerProcessOptions {
-  /** The tasks module, relative to the example's directory. @default "src/tasks.ts" */
-  app?: string;
+  /** The module that exports the tasks, as `--app` takes it (relative to `cwd`). */
+  app: string;
   broker: string;
-  backend: string;
+  backend?: string;
   /** @default 1 */
   processes?: number;
-  /** Tasks at once in each process. @default the worker's (10) */
+  /** Tasks at once in each process. @default the CLI's (10) */
   concurrency?: number;
+  /** @default ["celery"] */
+  queues?: string[];
+  /** The worker's working directory. @default this process's */
+  cwd?: string;
   /** Extra environment for the tasks (the worker inherits this process's environment too). */
   env?: Record<string, string>;
-  /** Append the worker's log to this file; by default it shares this process's stdout/stderr. */
+  /** Append the worker's log to this file. @default this process's stdout and stderr */
   logFile?: string;
+  /** @default "info" */
+  logLevel?: LogLevel;
 }
 
 export interface WorkerProcess {
@@ -30,32 +37,36 @@ export interface WorkerProcess {
   stop(timeoutMs?: number): Promise<number | null>;
 }
 
-const exampleDir = join(import.meta.dirname, "..");
+const CLI = fileURLToPath(import.meta.resolve("@celery-ts/worker/cli"));
 
+/** Runs the `celery-ts worker` CLI in a child process; it never outlives this process. */
 export function startWorkerProcess(options: WorkerProcessOptions): WorkerProcess {
   const args = [
+    CLI,
     "worker",
     "--app",
-    options.app ?? "src/tasks.ts",
+    options.app,
     "--broker",
     options.broker,
-    "--backend",
-    options.backend,
+    ...(options.backend !== undefined ? ["--backend", options.backend] : []),
     "--processes",
     String(options.processes ?? 1),
     ...(options.concurrency !== undefined ? ["--concurrency", String(options.concurrency)] : []),
+    ...(options.queues !== undefined ? ["--queues", options.queues.join(",")] : []),
+    ...(options.logLevel !== undefined ? ["--log-level", options.logLevel] : []),
   ];
   const log = options.logFile === undefined ? "inherit" : openSync(options.logFile, "a");
-  const child = spawn(join(exampleDir, "node_modules/.bin/celery-ts"), args, {
-    cwd: exampleDir,
+  const child = spawn(process.execPath, args, {
+    ...(options.cwd !== undefined && { cwd: options.cwd }),
     env: { ...process.env, ...options.env },
     stdio: ["ignore", log, log],
-    // Its own process group: Ctrl-C in a terminal reaches only main.ts, which then stops the
-    // worker with one SIGTERM (a second signal would make the worker exit without waiting).
+    // Its own process group: Ctrl-C in a terminal reaches only this process, which then stops
+    // the worker with one SIGTERM (a second signal would make the worker exit without waiting).
     detached: true,
   });
   if (typeof log === "number") closeSync(log);
-  if (child.pid === undefined) throw new Error("could not start the celery-ts worker");
+  if (child.pid === undefined)
+    throw new Error("[celery-ts:worker] could not start the worker process");
 
   let running = true;
   // Never leave a worker behind, even when this process exits without stopping it.
