@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
   CeleryTsError,
+  createResultWaiters,
   decodeJson,
   encodeJson,
   isReadyState,
@@ -69,11 +70,6 @@ export interface RpcBackend extends ResultBackend {
   replyTo(): Promise<string>;
 }
 
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-  reject(error: unknown): void;
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -120,7 +116,7 @@ export function createRpcBackend(options: RpcBackendOptions = {}): RpcBackend {
 
   /** Latest state per task, in arrival order (a Map iterates oldest first). */
   const cache = new Map<string, string>();
-  const waiters = new Map<string, Set<Waiter>>();
+  const waiters = createResultWaiters();
   let closed = false;
   let reading: Promise<void> | undefined;
   let unsubscribe: (() => void) | undefined;
@@ -179,7 +175,7 @@ export function createRpcBackend(options: RpcBackendOptions = {}): RpcBackend {
     const json = encodeJson(meta);
     remember(taskId, json);
     if (isReadyState(meta.status)) {
-      waiters.get(taskId)?.forEach((waiter) => waiter.resolve(decodeJson(json) as ResultMeta));
+      waiters.resolve(taskId, () => decodeJson(json) as ResultMeta);
     }
   };
 
@@ -266,9 +262,7 @@ export function createRpcBackend(options: RpcBackendOptions = {}): RpcBackend {
       if (closed) return;
       closed = true;
       unsubscribe?.();
-      for (const set of [...waiters.values()]) {
-        set.forEach((waiter) => waiter.reject(closedError("rpc backend")));
-      }
+      waiters.rejectAll(closedError("rpc backend"));
       if (ownsConnection) await manager.close();
       else await channel?.close().catch(() => undefined);
       channel = undefined;
@@ -323,49 +317,21 @@ export function createRpcBackend(options: RpcBackendOptions = {}): RpcBackend {
       ensureOpen();
       return read(taskId);
     },
-    async waitFor(taskId: string, { timeoutMs, signal }: WaitOptions) {
+    async waitFor(taskId: string, options: WaitOptions) {
       ensureOpen();
       await startReading();
       ensureOpen();
       const meta = read(taskId);
       if (meta && isReadyState(meta.status)) return meta;
-      return new Promise<ResultMeta>((resolve, reject) => {
-        const set = waiters.get(taskId) ?? new Set<Waiter>();
-        waiters.set(taskId, set);
-        const done = (): void => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          set.delete(waiter);
-          if (set.size === 0) waiters.delete(taskId);
-        };
-        const waiter: Waiter = {
-          resolve(ready) {
-            done();
-            resolve(ready);
-          },
-          reject(error) {
-            done();
-            reject(error);
-          },
-        };
-        const onAbort = (): void => {
-          done();
-          reject(signal?.reason);
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(
-            new CeleryTsError(
-              "TIMEOUT",
-              `no result for task ${taskId} within ${timeoutMs} ms on the reply queue ` +
-                `"${replyQueue}" (rpc:// results go only to the client that sent the task)`,
-              { pkg: PKG, retryable: true },
-            ),
-          );
-        }, timeoutMs);
-        set.add(waiter);
-        if (signal?.aborted) onAbort();
-        else signal?.addEventListener("abort", onAbort, { once: true });
+      return waiters.wait(taskId, {
+        ...options,
+        timeoutError: () =>
+          new CeleryTsError(
+            "TIMEOUT",
+            `no result for task ${taskId} within ${options.timeoutMs} ms on the reply queue ` +
+              `"${replyQueue}" (rpc:// results go only to the client that sent the task)`,
+            { pkg: PKG, retryable: true },
+          ),
       });
     },
     async forget(taskId: string) {

@@ -17,6 +17,8 @@ export type {
   StoreOptions,
   WaitOptions,
 } from "./result-backend.ts";
+export { createResultWaiters } from "./result-waiters.ts";
+export type { ResultWaiters, ResultWaitersOptions, WaitRequest } from "./result-waiters.ts";
 export { DEFAULT_RETRY_POLICY, retryDelaySeconds } from "./retry-policy.ts";
 export type { RetryPolicy } from "./retry-policy.ts";
 export { TaskState, isReadyState } from "./states.ts";

@@ -1,6 +1,7 @@
 import { CeleryTsError } from "./errors.ts";
 import { decodeJson, encodeJson } from "./json.ts";
 import type { ResultBackend, ResultMeta, StoreOptions, WaitOptions } from "./result-backend.ts";
+import { createResultWaiters } from "./result-waiters.ts";
 import { isReadyState } from "./states.ts";
 
 export interface MemoryBackendOptions {
@@ -18,7 +19,7 @@ interface Entry {
 export function createMemoryBackend(options: MemoryBackendOptions = {}): ResultBackend {
   const defaultExpiry = options.expiresInMs ?? 86_400_000;
   const entries = new Map<string, Entry>();
-  const waiters = new Map<string, Set<(meta: ResultMeta) => void>>();
+  const waiters = createResultWaiters();
 
   const read = (taskId: string): ResultMeta | undefined => {
     const entry = entries.get(taskId);
@@ -36,44 +37,26 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): ResultB
       const expiresAt = Date.now() + (store.expiresInMs ?? defaultExpiry);
       entries.set(taskId, { json, expiresAt });
       if (isReadyState(meta.status)) {
-        waiters.get(taskId)?.forEach((wake) => wake(decodeJson(json) as ResultMeta));
+        waiters.resolve(taskId, () => decodeJson(json) as ResultMeta);
       }
     },
     async get(taskId) {
       return read(taskId);
     },
-    waitFor(taskId: string, { timeoutMs, signal }: WaitOptions) {
+    waitFor(taskId: string, options: WaitOptions) {
       const meta = read(taskId);
       if (meta && isReadyState(meta.status)) return Promise.resolve(meta);
-      return new Promise<ResultMeta>((resolve, reject) => {
-        const set = waiters.get(taskId) ?? new Set();
-        waiters.set(taskId, set);
-        const done = (): void => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          set.delete(wake);
-          if (set.size === 0) waiters.delete(taskId);
-        };
-        const wake = (ready: ResultMeta): void => {
-          done();
-          resolve(ready);
-        };
-        const onAbort = (): void => {
-          done();
-          reject(signal?.reason);
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(
-            new CeleryTsError("TIMEOUT", `no result for task ${taskId} within ${timeoutMs} ms`, {
+      return waiters.wait(taskId, {
+        ...options,
+        timeoutError: () =>
+          new CeleryTsError(
+            "TIMEOUT",
+            `no result for task ${taskId} within ${options.timeoutMs} ms`,
+            {
               pkg: "memory",
               retryable: true,
-            }),
-          );
-        }, timeoutMs);
-        set.add(wake);
-        if (signal?.aborted) onAbort();
-        else signal?.addEventListener("abort", onAbort, { once: true });
+            },
+          ),
       });
     },
     async forget(taskId) {

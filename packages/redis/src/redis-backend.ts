@@ -1,5 +1,6 @@
 import {
   CeleryTsError,
+  createResultWaiters,
   decodeJson,
   encodeJson,
   isReadyState,
@@ -48,11 +49,6 @@ export interface RedisBackendOptions {
 /** Celery's key prefix for task results (`BaseKeyValueStoreBackend.task_keyprefix`). */
 const TASK_KEY_PREFIX = "celery-task-meta-";
 
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-  reject(error: unknown): void;
-}
-
 /**
  * Task results in Redis, laid out as Celery's Redis backend lays them out: the key
  * `celery-task-meta-<task id>` holds the JSON meta, with an expiry, and each store is published on
@@ -78,10 +74,14 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
     owned: resolved.owned,
     what: "result backend",
   });
-  /** Pending waitFor() calls by key: one subscription per task serves them all. */
-  const waiters = new Map<string, Set<Waiter>>();
   let subscriber: Link | undefined;
   let closed = false;
+  /** Pending waitFor() calls by key: one subscription per task serves them all. */
+  const waiters = createResultWaiters({
+    onIdle(key) {
+      if (!closed && subscriber?.isReady) subscriber.client.unsubscribe(key).catch(() => undefined);
+    },
+  });
 
   const keyOf = (taskId: string): string => `${prefix}${taskId}`;
 
@@ -99,8 +99,7 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
 
   /** Resolves every waiter of `key` with its own copy of the meta, if it is a ready state. */
   const deliver = (key: string, text: string): void => {
-    const set = waiters.get(key);
-    if (!set) return;
+    if (!waiters.has(key)) return;
     let meta: ResultMeta;
     try {
       meta = decode(key, text);
@@ -109,7 +108,7 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
       return;
     }
     if (!isReadyState(meta.status)) return;
-    for (const waiter of [...set]) waiter.resolve(decode(key, text));
+    waiters.resolve(key, () => decode(key, text));
   };
 
   /** Reads the keys that have waiters; covers results stored while we were not subscribed. */
@@ -134,7 +133,7 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
     // On every (re)connection: subscribe to every pending task again, then read them all, as
     // Celery's ResultConsumer does after a reconnect (results stored meanwhile were not heard).
     link.onReady(() => {
-      const keys = [...waiters.keys()];
+      const keys = waiters.keys();
       if (keys.length === 0) return;
       link.client
         .subscribe(...keys)
@@ -158,10 +157,7 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
     async close() {
       if (closed) return;
       closed = true;
-      for (const set of waiters.values()) {
-        for (const waiter of [...set]) waiter.reject(closedError("result backend"));
-      }
-      waiters.clear();
+      waiters.rejectAll(closedError("result backend"));
       await subscriber?.close();
       await main.close();
     },
@@ -190,74 +186,42 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
       const value = await main.run(offlineTimeoutMs, (client) => client.get(key));
       return value === null ? undefined : decode(key, value);
     },
-    waitFor(taskId: string, { timeoutMs, signal }: WaitOptions) {
+    waitFor(taskId: string, options: WaitOptions) {
       if (closed) return Promise.reject(closedError("result backend"));
+      const { timeoutMs } = options;
       const key = keyOf(taskId);
       const link = subscription();
-      return new Promise<ResultMeta>((resolve, reject) => {
-        let set = waiters.get(key);
-        const first = !set;
-        if (!set) {
-          set = new Set();
-          waiters.set(key, set);
-        }
-        const own = set;
-        const done = (): void => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          own.delete(waiter);
-          if (own.size === 0 && waiters.get(key) === own) {
-            waiters.delete(key);
-            if (link.isReady) link.client.unsubscribe(key).catch(() => undefined);
-          }
-        };
-        const waiter: Waiter = {
-          resolve(meta) {
-            done();
-            resolve(meta);
-          },
-          reject(error) {
-            done();
-            reject(error);
-          },
-        };
-        const onAbort = (): void => waiter.reject(signal?.reason);
-        const timer = setTimeout(() => {
-          waiter.reject(
-            link.isReady
-              ? new CeleryTsError(
-                  "TIMEOUT",
-                  `no result for task ${taskId} within ${timeoutMs} ms`,
-                  {
-                    pkg: PKG,
-                    retryable: true,
-                  },
-                )
-              : connectionError(
-                  `no result for task ${taskId} within ${timeoutMs} ms: the connection to Redis at ` +
-                    `${target} is down`,
-                ),
-          );
-        }, timeoutMs);
-        own.add(waiter);
-        if (signal?.aborted) return onAbort();
-        signal?.addEventListener("abort", onAbort, { once: true });
-        // Subscribe first, then read: a result stored in between is heard, one stored before is read.
-        const subscribed = link.isReady
-          ? first
-            ? link.client.subscribe(key)
-            : Promise.resolve()
-          : // Not connected yet (or reconnecting): the ready handler subscribes and reads.
-            link.waitReady(Number.POSITIVE_INFINITY).then(() => undefined);
-        subscribed
-          .then(() => recheck([key]))
-          .catch((error: unknown) => {
-            logger.debug("redis: could not subscribe to a result yet; waiting for the connection", {
-              key,
-              error: String(error),
-            });
-          });
+      const first = !waiters.has(key);
+      const waiting = waiters.wait(key, {
+        ...options,
+        timeoutError: () =>
+          link.isReady
+            ? new CeleryTsError("TIMEOUT", `no result for task ${taskId} within ${timeoutMs} ms`, {
+                pkg: PKG,
+                retryable: true,
+              })
+            : connectionError(
+                `no result for task ${taskId} within ${timeoutMs} ms: the connection to Redis at ` +
+                  `${target} is down`,
+              ),
       });
+      if (!waiters.has(key)) return waiting; // the signal had aborted already
+      // Subscribe first, then read: a result stored in between is heard, one stored before is read.
+      const subscribed = link.isReady
+        ? first
+          ? link.client.subscribe(key)
+          : Promise.resolve()
+        : // Not connected yet (or reconnecting): the ready handler subscribes and reads.
+          link.waitReady(Number.POSITIVE_INFINITY).then(() => undefined);
+      subscribed
+        .then(() => recheck([key]))
+        .catch((error: unknown) => {
+          logger.debug("redis: could not subscribe to a result yet; waiting for the connection", {
+            key,
+            error: String(error),
+          });
+        });
+      return waiting;
     },
     async forget(taskId) {
       if (closed) throw closedError("result backend");

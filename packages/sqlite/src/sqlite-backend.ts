@@ -1,5 +1,6 @@
 import {
   CeleryTsError,
+  createResultWaiters,
   decodeJson,
   encodeJson,
   isCeleryTsError,
@@ -73,11 +74,6 @@ function prepare(db: Database.Database) {
   };
 }
 
-interface Waiter {
-  resolve(meta: ResultMeta): void;
-  reject(error: unknown): void;
-}
-
 /** Results in a SQLite file, readable by every process that opens it. */
 export function createSqliteBackend(options: SqliteBackendOptions): ResultBackend {
   const defaultExpiry = durationOption("expiresInMs", options.expiresInMs, 86_400_000);
@@ -89,7 +85,7 @@ export function createSqliteBackend(options: SqliteBackendOptions): ResultBacken
     prepare,
   });
   /** Pending waitFor() calls by task id: one poll serves them all. */
-  const waiters = new Map<string, Set<Waiter>>();
+  const waiters = createResultWaiters();
   let pollTimer: NodeJS.Timeout | undefined;
   let unsubscribe: (() => void) | undefined;
   let nextSweepAt = 0;
@@ -99,12 +95,6 @@ export function createSqliteBackend(options: SqliteBackendOptions): ResultBacken
   const readyMeta = (taskId: string): ResultMeta | undefined => {
     const row = connection.use((s) => s.readyAmong.get(JSON.stringify([taskId]), Date.now()));
     return row && decode(row);
-  };
-
-  const settleAll = (taskId: string, settle: (waiter: Waiter) => void): void => {
-    const set = waiters.get(taskId);
-    waiters.delete(taskId);
-    set?.forEach(settle);
   };
 
   const stopPolling = (): void => {
@@ -117,21 +107,16 @@ export function createSqliteBackend(options: SqliteBackendOptions): ResultBacken
   const poll = (): void => {
     clearTimeout(pollTimer);
     pollTimer = undefined;
-    if (waiters.size === 0) return stopPolling();
+    if (waiters.keys().length === 0) return stopPolling();
     try {
       const rows = connection.use((s) =>
-        s.readyAmong.all(JSON.stringify([...waiters.keys()]), Date.now()),
+        s.readyAmong.all(JSON.stringify(waiters.keys()), Date.now()),
       );
-      // Each waiter decodes its own copy: callers may mutate what they get.
-      for (const row of rows) settleAll(row.task_id, (waiter) => waiter.resolve(decode(row)));
+      for (const row of rows) waiters.resolve(row.task_id, () => decode(row));
     } catch (error) {
-      if (!isCeleryTsError(error) || !error.retryable) {
-        for (const taskId of [...waiters.keys()]) {
-          settleAll(taskId, (waiter) => waiter.reject(error));
-        }
-      }
+      if (!isCeleryTsError(error) || !error.retryable) waiters.rejectAll(error);
     }
-    if (waiters.size === 0) return stopPolling();
+    if (waiters.keys().length === 0) return stopPolling();
     pollTimer = setTimeout(poll, pollIntervalMs);
   };
 
@@ -149,9 +134,7 @@ export function createSqliteBackend(options: SqliteBackendOptions): ResultBacken
       if (connection.closed) return;
       stopPolling();
       connection.close();
-      for (const taskId of [...waiters.keys()]) {
-        settleAll(taskId, (waiter) => waiter.reject(closedError("result backend")));
-      }
+      waiters.rejectAll(closedError("result backend"));
     },
     async store(taskId: string, meta: ResultMeta, store: StoreOptions = {}) {
       const expiresInMs = durationOption("expiresInMs", store.expiresInMs, defaultExpiry);
@@ -176,42 +159,20 @@ export function createSqliteBackend(options: SqliteBackendOptions): ResultBacken
         return undefined;
       });
     },
-    waitFor(taskId: string, { timeoutMs, signal }: WaitOptions) {
-      return new Promise<ResultMeta>((resolve, reject) => {
-        const ready = readyMeta(taskId);
-        if (ready) return resolve(ready);
-        const set = waiters.get(taskId) ?? new Set();
-        waiters.set(taskId, set);
-        const done = (): void => {
-          clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          set.delete(waiter);
-          if (set.size === 0 && waiters.get(taskId) === set) waiters.delete(taskId);
-        };
-        const waiter: Waiter = {
-          resolve(meta) {
-            done();
-            resolve(meta);
-          },
-          reject(error) {
-            done();
-            reject(error);
-          },
-        };
-        const onAbort = (): void => waiter.reject(signal?.reason);
-        const timer = setTimeout(() => {
-          waiter.reject(
-            new CeleryTsError("TIMEOUT", `no result for task ${taskId} within ${timeoutMs} ms`, {
-              pkg: PKG,
-              retryable: true,
-            }),
-          );
-        }, timeoutMs);
-        set.add(waiter);
-        if (signal?.aborted) return onAbort();
-        signal?.addEventListener("abort", onAbort, { once: true });
-        startPolling();
+    async waitFor(taskId: string, options: WaitOptions) {
+      const ready = readyMeta(taskId);
+      if (ready) return ready;
+      const waiting = waiters.wait(taskId, {
+        ...options,
+        timeoutError: () =>
+          new CeleryTsError(
+            "TIMEOUT",
+            `no result for task ${taskId} within ${options.timeoutMs} ms`,
+            { pkg: PKG, retryable: true },
+          ),
       });
+      startPolling();
+      return waiting;
     },
     async forget(taskId) {
       connection.use((s) => s.forget.run(taskId));

@@ -1,0 +1,72 @@
+import type { ResultMeta, WaitOptions } from "./result-backend.ts";
+
+export interface WaitRequest extends WaitOptions {
+  /** What a waiter rejects with once `timeoutMs` has passed. */
+  timeoutError: () => unknown;
+}
+
+/**
+ * The pending `waitFor()` calls of a result backend, by key (a task id, a Redis key): the part
+ * every backend needs, whatever tells it that a result arrived (a poll, pub/sub, a reply queue).
+ */
+export interface ResultWaiters {
+  /** Waits until `resolve(key, …)`, rejecting with `timeoutError()` or the signal's reason. */
+  wait(key: string, request: WaitRequest): Promise<ResultMeta>;
+  /** Resolves every waiter of `key`, each with its own copy: callers may mutate what they get. */
+  resolve(key: string, copy: () => ResultMeta): void;
+  /** Rejects every waiter, e.g. when the backend closes. */
+  rejectAll(error: unknown): void;
+  has(key: string): boolean;
+  /** The keys that have waiters. */
+  keys(): string[];
+}
+
+interface Waiter {
+  resolve(meta: ResultMeta): void;
+  reject(error: unknown): void;
+}
+
+export interface ResultWaitersOptions {
+  /** Called when the last waiter of a key is gone (resolved, timed out or aborted). */
+  onIdle?: (key: string) => void;
+}
+
+export function createResultWaiters(options: ResultWaitersOptions = {}): ResultWaiters {
+  const waiters = new Map<string, Set<Waiter>>();
+  return {
+    wait(key, { timeoutMs, signal, timeoutError }) {
+      return new Promise<ResultMeta>((resolve, reject) => {
+        const set = waiters.get(key) ?? new Set<Waiter>();
+        waiters.set(key, set);
+        const settled =
+          <T>(settle: (value: T) => void) =>
+          (value: T): void => {
+            clearTimeout(timer);
+            signal?.removeEventListener("abort", onAbort);
+            set.delete(waiter);
+            if (set.size === 0 && waiters.get(key) === set) {
+              waiters.delete(key);
+              options.onIdle?.(key);
+            }
+            settle(value);
+          };
+        const waiter: Waiter = { resolve: settled(resolve), reject: settled(reject) };
+        const onAbort = (): void => waiter.reject(signal?.reason);
+        const timer = setTimeout(() => waiter.reject(timeoutError()), timeoutMs);
+        set.add(waiter);
+        if (signal?.aborted) onAbort();
+        else signal?.addEventListener("abort", onAbort, { once: true });
+      });
+    },
+    resolve(key, copy) {
+      for (const waiter of [...(waiters.get(key) ?? [])]) waiter.resolve(copy());
+    },
+    rejectAll(error) {
+      for (const set of [...waiters.values()]) {
+        for (const waiter of [...set]) waiter.reject(error);
+      }
+    },
+    has: (key) => waiters.has(key),
+    keys: () => [...waiters.keys()],
+  };
+}

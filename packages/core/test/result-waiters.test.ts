@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { createResultWaiters, type ResultMeta } from "../src/index.ts";
+
+const meta = (result: unknown): ResultMeta => ({
+  status: "SUCCESS",
+  result,
+  traceback: null,
+  children: [],
+  date_done: null,
+  task_id: "t",
+});
+
+describe("createResultWaiters", () => {
+  it("resolves every waiter of a key with its own copy, then forgets the key", async () => {
+    const idle: string[] = [];
+    const waiters = createResultWaiters({ onIdle: (key) => idle.push(key) });
+    const request = { timeoutMs: 5_000, timeoutError: () => new Error("timeout") };
+    const both = Promise.all([waiters.wait("a", request), waiters.wait("a", request)]);
+    expect(waiters.keys()).toEqual(["a"]);
+    waiters.resolve("a", () => meta({ n: 1 }));
+    const [first, second] = await both;
+    expect(first).toEqual(meta({ n: 1 }));
+    expect(first).not.toBe(second);
+    expect(waiters.has("a")).toBe(false);
+    expect(idle).toEqual(["a"]);
+  });
+
+  it("rejects with the caller's timeout error, or the signal's reason", async () => {
+    const waiters = createResultWaiters();
+    const timedOut = waiters.wait("a", { timeoutMs: 10, timeoutError: () => new Error("late") });
+    await expect(timedOut).rejects.toThrow("late");
+    const controller = new AbortController();
+    const aborted = waiters.wait("b", {
+      timeoutMs: 5_000,
+      signal: controller.signal,
+      timeoutError: () => new Error("late"),
+    });
+    controller.abort(new Error("gave up"));
+    await expect(aborted).rejects.toThrow("gave up");
+    expect(waiters.keys()).toEqual([]);
+  });
+
+  it("rejects every waiter at once, e.g. on close", async () => {
+    const waiters = createResultWaiters();
+    const request = { timeoutMs: 5_000, timeoutError: () => new Error("late") };
+    const pending = [waiters.wait("a", request), waiters.wait("b", request)];
+    waiters.rejectAll(new Error("closed"));
+    for (const waiting of pending) await expect(waiting).rejects.toThrow("closed");
+  });
+});
