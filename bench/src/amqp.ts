@@ -1,19 +1,27 @@
-// RabbitMQ, side by side: celery-ts on RabbitMQ, celery-ts on Redis and celery-node on RabbitMQ,
-// in one run. Everything uses one queue of the bench's own: on RabbitMQ purged before every
-// scenario and deleted (with its exchange) at the end; on Redis, db 9, flushed.
+// RabbitMQ, side by side: celery-ts and Python Celery (prefork) on the vhost of the run
+// (CELERY_TS_AMQP_URL), in interleaved rounds, results in the run's Redis under a prefix of the
+// bench's own. One queue of the bench's own, purged before every scenario and deleted (with its
+// exchange) at the end.
 import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { createAmqpTransport } from "@celery-ts/amqp";
-import { celeryNodeFigures } from "./celery-node.ts";
-import { celeryTsFigures, roundTrips, type Setup } from "./celery-ts.ts";
-import { cell, LATENCY_ROUNDS, latencyPercentile, type Figures } from "./figures.ts";
-import { redisSetup } from "./redis.ts";
+import { testServers } from "@celery-ts/testing";
+import { createClient, s } from "@celery-ts/client";
+import { noopOn, roundTrips } from "./celery-ts.ts";
+import { nodeWorker } from "./child.ts";
+import { chunks } from "./figures.ts";
+import { pythonProcessing } from "./python.ts";
+import { REDIS_URL } from "./redis.ts";
 import type { Section } from "./report.ts";
-import { percentile } from "./stats.ts";
+import { add, cell, MB, MICROS, MS, RATE, type Samples } from "./samples.ts";
+import { dropKeys, newPrefix, QUICK, ROUNDS, withPrefix } from "./servers.ts";
+import { percentile, perSecond, timed } from "./stats.ts";
 
-const AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//";
+/** The RabbitMQ (and vhost) of the run: CELERY_TS_AMQP_URL, as for the tests (docs/testing.md). */
+const AMQP_URL = testServers().amqpUrl;
+const LATENCY_ROUNDS = QUICK ? 100 : 500;
 /** Celery's rpc:// backend over the same broker (a celery-ts URL form: rpc:// plus the broker). */
-const RPC_URL = "rpc://guest:guest@127.0.0.1:5672//";
+const RPC_URL = AMQP_URL.replace(/^amqps?/, "rpc");
 
 /** The few amqplib calls the clean-up needs. */
 interface AdminChannel {
@@ -28,7 +36,7 @@ interface AdminConnection {
 
 /**
  * Deletes the bench's queue and its exchange (celery-ts declares a direct exchange named after
- * each queue), and celery-node's unused "default" exchange. Through the amqplib that
+ * each queue). Through the amqplib that
  * @celery-ts/amqp itself loads: the bench has no amqplib of its own.
  */
 async function deleteDeclarations(queue: string): Promise<void> {
@@ -40,102 +48,142 @@ async function deleteDeclarations(queue: string): Promise<void> {
     const channel = await connection.createChannel();
     await channel.deleteQueue(queue);
     await channel.deleteExchange(queue);
-    await channel.deleteExchange("default", { ifUnused: true });
     await channel.close();
   } finally {
     await connection.close();
   }
 }
 
+async function purge(queue: string): Promise<void> {
+  const transport = createAmqpTransport({ url: AMQP_URL });
+  await transport.purge(queue);
+  await transport.close();
+}
+
+/** Fills `queue` with `count` no-op tasks: one by one (each awaited) or with sendMany. */
+async function fill(queue: string, count: number, bulk: boolean) {
+  const client = createClient({ broker: AMQP_URL });
+  const task = noopOn(queue);
+  const handle = client.task(task);
+  await client.connect();
+  const ids: string[] = [];
+  const ms = await timed(async () => {
+    if (bulk) {
+      for (const chunk of chunks(count, 1_000)) {
+        for (const r of await client.sendMany(chunk.map((n) => s(task, n)))) ids.push(r.id);
+      }
+    } else for (let n = 0; n < count; n++) ids.push((await handle.delay(n)).id);
+  });
+  await client.close();
+  return { perSecond: perSecond(count, ms), ids };
+}
+
+async function celeryTsRound(queue: string, total: number, into: Samples): Promise<void> {
+  await purge(queue);
+  add(into, "enqueueOne", (await fill(queue, total / 4, false)).perSecond);
+  await purge(queue);
+  add(into, "enqueueBulk", (await fill(queue, total, true)).perSecond);
+  await purge(queue);
+  await fill(queue, total, true);
+  const prefix = newPrefix();
+  try {
+    const worker = nodeWorker({
+      system: "celery-ts",
+      broker: AMQP_URL,
+      backend: withPrefix(REDIS_URL, prefix),
+      prefix,
+      queue,
+      concurrency: 50,
+      every: total,
+    });
+    const done = await worker.next();
+    await worker.stop();
+    add(into, "process", perSecond(total, done.ms));
+    add(into, "cpu", done.cpuUs / total);
+    add(into, "rss", done.rss);
+    const latency = await roundTrips(
+      AMQP_URL,
+      withPrefix(REDIS_URL, prefix),
+      queue,
+      LATENCY_ROUNDS,
+    );
+    add(into, "p50", percentile(latency, 50));
+    add(into, "p99", percentile(latency, 99));
+    await purge(queue);
+    const rpc = await roundTrips(AMQP_URL, RPC_URL, queue, LATENCY_ROUNDS);
+    add(into, "rpc50", percentile(rpc, 50));
+    add(into, "rpc99", percentile(rpc, 99));
+  } finally {
+    await dropKeys(prefix);
+  }
+}
+
+async function pythonRound(queue: string, total: number, into: Samples): Promise<void> {
+  await purge(queue);
+  const { ids } = await fill(queue, total, true);
+  try {
+    const run = await pythonProcessing({
+      broker: AMQP_URL,
+      backend: REDIS_URL,
+      prefix: "",
+      queue,
+      ids,
+    });
+    add(into, "process", perSecond(total, run.ms));
+    add(into, "cpu", run.cpuUs / total);
+    add(into, "rss", run.rss);
+  } finally {
+    await dropKeys(
+      newPrefix(),
+      ids.map((id) => `celery-task-meta-${id}`),
+    );
+  }
+}
+
 export async function amqpSection(total: number): Promise<Section> {
   const queue = `celery-ts-bench-${randomUUID().slice(0, 8)}`;
-  const amqp: Setup = {
-    broker: AMQP_URL,
-    backend: redisSetup.backend,
-    fresh: async () => {
-      await redisSetup.fresh(); // the results
-      const transport = createAmqpTransport({ url: AMQP_URL });
-      await transport.purge(queue);
-      await transport.close();
-      return queue;
-    },
-  };
-  // Redis's column on db 9 as in the redis section, but on this queue rather than "celery".
-  const redis: Setup = {
-    ...redisSetup,
-    fresh: async () => {
-      await redisSetup.fresh();
-      return queue;
-    },
-  };
-  let onRabbit: Figures, onRedis: Figures, node: Figures, rpc: number[];
+  const ours: Samples = {};
+  const python: Samples = {};
   try {
-    onRabbit = await celeryTsFigures(total, amqp);
-    rpc = await roundTrips(AMQP_URL, RPC_URL, await amqp.fresh());
-    onRedis = await celeryTsFigures(total, redis);
-    node = await celeryNodeFigures(total, amqp);
+    for (let r = 0; r < ROUNDS; r++) {
+      console.error(`bench: amqp round ${r + 1} of ${ROUNDS}`);
+      await celeryTsRound(queue, total, ours);
+      await pythonRound(queue, total, python);
+    }
   } finally {
     // Not in the way of an error the measurements threw.
     await deleteDeclarations(queue).catch((error: unknown) =>
       console.error(`bench: could not delete the RabbitMQ queue "${queue}":`, error),
     );
   }
-
-  const systems = [onRabbit, onRedis, node];
-  const p = latencyPercentile;
-  const row = (
-    scenario: string,
-    pick: (f: Figures) => number | undefined,
-    unit: string,
-    lowerIsBetter = false,
-  ) => {
-    // To celery-node over RabbitMQ; where it has no figure, RabbitMQ's cell is to Redis's.
-    const base = pick(node);
-    return {
-      scenario,
-      cells: systems.map((f) =>
-        base !== undefined
-          ? cell(pick(f), base, unit, lowerIsBetter)
-          : cell(pick(f), f === onRabbit ? pick(onRedis) : undefined, unit, lowerIsBetter, "Redis"),
-      ),
-    };
-  };
-  const rpcRow = (scenario: string, q: number) => ({
+  const row = (scenario: string, key: string, unit: typeof RATE, vsPython = false) => ({
     scenario,
-    cells: [cell(percentile(rpc, q), p(node, q), "ms", true), "n/a", "n/a"],
+    cells: [
+      cell(ours[key], vsPython ? python[key] : undefined, unit),
+      vsPython ? cell(python[key], python[key], unit) : "n/a",
+    ],
   });
   return {
-    title: `RabbitMQ: celery-ts on RabbitMQ and on Redis, celery-node 0.5 on RabbitMQ (${total} no-op tasks)`,
-    columns: ["celery-ts, RabbitMQ", "celery-ts, Redis", "celery-node, RabbitMQ"],
+    title: `RabbitMQ: celery-ts and Python Celery 5.2 (prefork) on one vhost (${total} no-op tasks, ${ROUNDS} interleaved rounds)`,
+    columns: ["celery-ts", "Python Celery, prefork"],
     rows: [
-      row(`enqueue one by one (${total / 4}, each awaited)`, (f) => f.enqueueOne, "/s"),
-      row(`enqueue in bulk (${total}, batches of 1,000)`, (f) => f.enqueueBulk, "/s"),
-      row(`process, concurrency 50 (${total} queued)`, (f) => f.process50, "/s"),
-      row(`process, concurrency 1 (${total / 10} queued)`, (f) => f.process1, "/s"),
-      row(
-        "round trip p50, Redis backend (send, then await the result)",
-        (f) => p(f, 50),
-        "ms",
-        true,
-      ),
-      row("round trip p99, Redis backend", (f) => p(f, 99), "ms", true),
-      rpcRow("round trip p50, rpc:// backend", 50),
-      rpcRow("round trip p99, rpc:// backend", 99),
+      row(`enqueue one by one (${total / 4}, each awaited)`, "enqueueOne", RATE),
+      row(`enqueue with sendMany (${total}, 1,000 a call)`, "enqueueBulk", RATE),
+      row(`process (${total} queued): celery-ts at concurrency 50`, "process", RATE, true),
+      row("worker CPU per task", "cpu", MICROS, true),
+      row("worker RSS after it", "rss", MB, true),
+      row("round trip p50, Redis backend (send, then await the result)", "p50", MS),
+      row("round trip p99, Redis backend", "p99", MS),
+      row("round trip p50, rpc:// backend", "rpc50", MS),
+      row("round trip p99, rpc:// backend", "rpc99", MS),
     ],
-    notes: `Ratios are to celery-node over RabbitMQ in the same run (above 1× is better, for latency too);
-in rows where celery-node has no figure, the RabbitMQ cell's ratio is to celery-ts on Redis
-("× Redis"). Results go to Redis (db 9) in every column but the rpc:// rows, where celery-ts sends
-them back over RabbitMQ (Celery's rpc:// backend, to the client's reply queue); those rows' ratio
-is still to celery-node with Redis (its amqp:// backend is Celery's old queue-per-task one, not
-rpc://). On RabbitMQ, celery-ts publishes with confirms (an awaited delay() means RabbitMQ has the
-message) and acknowledges after storing the result; its prefetch is its concurrency, so 1 at
-concurrency 1. celery-node publishes without confirms, acknowledges each message on arrival,
-before running it, and sets no prefetch (RabbitMQ pushes it the whole queue); its count is of
-tasks run, its results stored without waiting. It has no concurrency setting (its column under
-"concurrency 50" is its only mode), its delay() does not wait for the broker (its enqueue is not
-measured: celery-ts fills its queue), and its latency is measured over ${LATENCY_ROUNDS / 5} rounds,
-get() polling Redis every millisecond. Most of its round trip is Nagle's algorithm: amqplib 0.8
-leaves TCP_NODELAY off unless given \`noDelay: true\` in the broker options, which celery-node
-does not set by default (measured here as it comes).`,
+    notes: `Medians of ${ROUNDS} interleaved rounds, ± half their range; ratios are to Python Celery in the same
+rounds (above 1× is better, for costs too). Both workers run in processes of their own on the same
+queue of the same vhost, filled by celery-ts's sendMany; results go to the run's Redis. celery-ts
+publishes with confirms (an awaited delay() means RabbitMQ has the message), runs at concurrency 50
+(prefetch 50) and acknowledges after storing the result. Python Celery runs Debian's celery 5.2 with
+its defaults: a prefork pool of one process per core, prefetch 4 per process, acknowledging on
+receipt; timed from its "ready" line to its last result. The rpc:// rows are celery-ts's results sent
+back over RabbitMQ (Celery's rpc:// backend, to the client's reply queue).`,
   };
 }

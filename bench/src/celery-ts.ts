@@ -1,8 +1,8 @@
 // celery-ts measured the same way on every broker: in-process client and worker, so that each
 // figure leaves out process start-up.
-import { createClient } from "@celery-ts/client";
+import { createClient, s } from "@celery-ts/client";
 import { defineTask, silentLogger, type Logger } from "@celery-ts/core";
-import { createWorker } from "@celery-ts/worker";
+import { createWorker, type WorkerOptions } from "@celery-ts/worker";
 import { chunks, LATENCY_ROUNDS, type Figures } from "./figures.ts";
 import { perSecond, timed, until } from "./stats.ts";
 import { noop } from "./tasks.ts";
@@ -53,11 +53,27 @@ export async function enqueue(
   return perSecond(count, ms);
 }
 
+/**
+ * Sends `count` no-op tasks to `queue` with `client.sendMany()`, 1,000 at a time: each batch goes
+ * out through the transport's publishBatch (one MULTI on Redis). Resolves with tasks per second.
+ */
+export async function enqueueMany(broker: string, queue: string, count: number): Promise<number> {
+  const client = createClient({ broker });
+  await client.connect();
+  const task = noopOn(queue);
+  const ms = await timed(async () => {
+    for (const chunk of chunks(count, 1_000)) await client.sendMany(chunk.map((i) => s(task, i)));
+  });
+  await client.close();
+  return perSecond(count, ms);
+}
+
 /** `count` tasks queued first, then a worker started: tasks done per second, start-up included. */
 export async function processing(
   setup: Setup,
   concurrency: number,
   count: number,
+  workerOptions: Partial<WorkerOptions> = {},
 ): Promise<number> {
   const queue = await setup.fresh();
   await enqueue(setup.broker, queue, count, true);
@@ -69,6 +85,7 @@ export async function processing(
     queues: [queue],
     concurrency,
     logger,
+    ...workerOptions,
   });
   const ms = await timed(async () => {
     await worker.start();
@@ -115,6 +132,7 @@ export async function celeryTsFigures(total: number, setup: Setup): Promise<Figu
   const figures: Figures = {};
   figures.enqueueOne = await enqueue(setup.broker, await setup.fresh(), total / 4, false);
   figures.enqueueBulk = await enqueue(setup.broker, await setup.fresh(), total, true);
+  figures.enqueueSendMany = await enqueueMany(setup.broker, await setup.fresh(), total);
   figures.process50 = await processing(setup, 50, total);
   figures.process1 = await processing(setup, 1, total / 10);
   figures.latency = await roundTrips(setup.broker, setup.backend, await setup.fresh());

@@ -4,6 +4,8 @@ import { percentile } from "./stats.ts";
 export interface Figures {
   enqueueOne?: number;
   enqueueBulk?: number;
+  /** celery-ts's `client.sendMany()` (one publishBatch per 1,000), beside BullMQ's addBulk. */
+  enqueueSendMany?: number;
   process50?: number;
   process1?: number;
   latency?: number[];

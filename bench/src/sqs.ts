@@ -55,7 +55,7 @@ export async function sqsSection(total: number): Promise<Section> {
     notes: `fauxqs is an emulator running in the bench's own process and event loop: these figures measure
 celery-ts's SQS transport against it (the HTTP calls and kombu's message format included), and
 say nothing about AWS, whose every call crosses a network and has its own latency and limits.
-Results go to Redis (db 9). Concurrent delay() calls go out in SendMessageBatch calls of 10;
+Results go to the run's Redis, under a key prefix of the bench's own. Concurrent delay() calls go out in SendMessageBatch calls of 10;
 receives take up to 10 messages at a time (as many as the worker has room for, so 1 at concurrency
 1), long polls wait at most 1 second, and acks are deleted in batches gathered over 5 ms
 (\`ackBatchWindowMs\`): at concurrency 1 the worker takes its next message once the last one's ack

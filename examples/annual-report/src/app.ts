@@ -1,13 +1,14 @@
-// The web app: POST /reports starts the long task and answers with its id at once; the page then
-// polls GET /status/:id; GET /reports/:id serves the finished report.
+// The web app: POST /reports starts the report (a chord of twelve month tasks and the task that
+// assembles them) and answers with its id at once; the page then polls GET /status/:id; GET
+// /reports/:id serves the finished report.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Client } from "@celery-ts/client";
 import Fastify, { type FastifyInstance } from "fastify";
 import { LEDGER } from "./ledger.ts";
 import { indexPage, notFoundPage } from "./pages.ts";
-import { describeStatus } from "./status.ts";
-import { generateReport } from "./tasks.ts";
+import { startReport } from "./parallel-report.ts";
+import { reportStatus } from "./status.ts";
 
 export interface RequestLog {
   method: string;
@@ -39,7 +40,6 @@ export const YEARS: readonly number[] = Array.from(
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { client, reportsDir, onResponse } = options;
   const pollIntervalMs = options.pollIntervalMs ?? 2000;
-  const reports = client.task(generateReport);
   const app = Fastify();
 
   if (onResponse) {
@@ -69,8 +69,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       },
     },
     async (request, reply) => {
-      // Sending takes milliseconds; the report, tens of seconds, in the worker.
-      const result = await reports.delay(request.body.year);
+      // Sending the chord takes milliseconds; the report, seconds to tens of seconds, on the
+      // workers: twelve month tasks in parallel, then the one that assembles the report.
+      const result = await startReport(client, request.body.year);
       return reply.code(202).send({ id: result.id, statusUrl: `/status/${result.id}` });
     },
   );
@@ -78,7 +79,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get<{ Params: { id: string } }>("/status/:id", async (request, reply) => {
     const { id } = request.params;
     if (!TASK_ID.test(id)) return reply.code(400).send({ error: "not a task id" });
-    return describeStatus(id, await client.asyncResult(id).info());
+    return reportStatus(client, id);
   });
 
   app.get<{ Params: { id: string } }>("/reports/:id", async (request, reply) => {

@@ -48,6 +48,37 @@ export function reportSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): {
 
 const ledgerRange = `${monthName(LEDGER.first.month)} ${LEDGER.first.year} to ${monthName(LEDGER.last.month)} ${LEDGER.last.year}`;
 
+/** Throws `NoDataError` for a month the ledger does not cover. */
+export function checkMonth(year: number, month: number): void {
+  if (!hasMonth(year, month)) {
+    throw new NoDataError(
+      `no sales data for ${monthName(month)} ${year}: the ledger covers ${ledgerRange}`,
+    );
+  }
+}
+
+/**
+ * Writes the report file of a year under `<taskId>.html` (under another name first, then
+ * renamed: nobody ever reads half a report) and returns what the task returns.
+ */
+export async function writeReport(
+  reportsDir: string,
+  taskId: string,
+  year: number,
+  months: MonthSummary[],
+): Promise<ReportResult> {
+  const file = `${taskId}.html`;
+  await mkdir(reportsDir, { recursive: true });
+  await writeFile(join(reportsDir, `${file}.tmp`), renderReport(year, months, new Date()));
+  await rename(join(reportsDir, `${file}.tmp`), join(reportsDir, file));
+  return {
+    year,
+    file,
+    orders: months.reduce((sum, m) => sum + m.orders, 0),
+    revenueCents: months.reduce((sum, m) => sum + m.revenueCents, 0),
+  };
+}
+
 /** Builds the sales report of a year, month by month, reporting progress as it goes. */
 export const generateReport = defineTask(
   "reports.generate_annual",
@@ -61,29 +92,18 @@ export const generateReport = defineTask(
     await progress(0, "starting");
     const months: MonthSummary[] = [];
     for (let month = 1; month <= total; month++) {
-      if (!hasMonth(year, month)) {
-        throw new NoDataError(
-          `no sales data for ${monthName(month)} ${year}: the ledger covers ${ledgerRange}`,
-        );
-      }
+      checkMonth(year, month);
       await sleep(stepMs, undefined, { signal: task.signal }); // fetching the month (and honouring a shutdown)
       months.push(aggregateMonth(year, month, baseOrders));
       await progress(month, `${monthName(month)} ${year} summed`);
     }
     await progress(total, "writing the report");
 
-    const file = `${task.id}.html`;
-    await mkdir(reportsDir, { recursive: true });
-    // Written under another name, then renamed: nobody ever reads half a report.
-    await writeFile(join(reportsDir, `${file}.tmp`), renderReport(year, months, new Date()));
-    await rename(join(reportsDir, `${file}.tmp`), join(reportsDir, file));
-    return {
-      year,
-      file,
-      orders: months.reduce((sum, m) => sum + m.orders, 0),
-      revenueCents: months.reduce((sum, m) => sum + m.revenueCents, 0),
-    };
+    return writeReport(reportsDir, task.id, year, months);
   },
   // A report that runs for 10 minutes has gone wrong: stop it, and fail.
   { timeLimit: { soft: 600, hard: 630 } },
 );
+
+// The chord version of the report (src/parallel-report.ts): exported here so the worker loads it.
+export { assembleReport, sumMonth } from "./parallel-report.ts";

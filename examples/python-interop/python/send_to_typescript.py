@@ -33,8 +33,8 @@ def show(call, value):
 
 
 def main():
-    # 1. By name, with positional and keyword arguments. The TypeScript task gets [numbers] as its
-    #    arguments, and the keyword arguments through currentTask().kwargs.
+    # 1. By name, with positional and keyword arguments. The TypeScript task declares its
+    #    parameter names, so they bind as in Python: summarize(numbers, precision=1).
     numbers = [3, 1, 4, 1, 5, 9, 2, 6]
     result = app.send_task("reports.summarize", args=[numbers], kwargs={"precision": 1})
     show(

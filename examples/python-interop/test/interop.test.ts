@@ -8,7 +8,7 @@ import type { TaskStatus } from "../src/app.ts";
 import {
   REDIS_URL,
   eventually,
-  flushTestDatabase,
+  emptyExampleQueues,
   runPythonScript,
   startMain,
   startPythonWorker,
@@ -21,7 +21,7 @@ let base: string;
 let client: Client | undefined;
 
 beforeAll(async () => {
-  await flushTestDatabase();
+  await emptyExampleQueues();
   main = startMain();
   python = await startPythonWorker();
   const app = main;

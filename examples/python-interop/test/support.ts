@@ -3,6 +3,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { testServers } from "@celery-ts/testing";
 
 export const exampleDir = join(import.meta.dirname, "..");
 const pythonDir = join(exampleDir, "python");
@@ -11,10 +12,10 @@ const pythonDir = join(exampleDir, "python");
 export const PYTHON = process.env.PYTHON ?? "/usr/bin/python3";
 
 /**
- * This example's tests use Redis database 14, and flush it first: the Python script sends to the
- * default "celery" queue, which must hold nothing but what the test sends.
+ * The Redis (and database) of this test run: CELERY_TS_REDIS_URL, see docs/testing.md. The example
+ * uses the fixed queues "celery" and "python"; no other test of the run uses them.
  */
-export const REDIS_URL = "redis://127.0.0.1:6379/14";
+export const REDIS_URL = testServers().redisUrl;
 
 /** The environment both sides read: broker and result backend on the test's database. */
 export const celeryEnv = (): NodeJS.ProcessEnv => ({
@@ -24,11 +25,21 @@ export const celeryEnv = (): NodeJS.ProcessEnv => ({
   PYTHONDONTWRITEBYTECODE: "1", // no __pycache__ in python/ from the tests
 });
 
-/** Empties the test's Redis database (FLUSHDB on database 14 only), with Python's redis client. */
-export async function flushTestDatabase(): Promise<void> {
+/**
+ * Empties this example's queues ("celery" and "python", with kombu's priority lists), which must
+ * hold nothing but what the test sends. Only those keys: the database is shared.
+ */
+export async function emptyExampleQueues(): Promise<void> {
+  const sep = "\x06\x16";
+  const keys = ["celery", "python"].flatMap((q) => [q, ...[3, 6, 9].map((p) => `${q}${sep}${p}`)]);
   await promisify(execFile)(
     PYTHON,
-    ["-c", "import redis, sys; redis.Redis.from_url(sys.argv[1]).flushdb()", REDIS_URL],
+    [
+      "-c",
+      "import redis, sys; redis.Redis.from_url(sys.argv[1]).delete(*sys.argv[2:])",
+      REDIS_URL,
+      ...keys,
+    ],
     { timeout: 30_000 },
   );
 }

@@ -14,6 +14,8 @@ mkdirSync(dataDir, { recursive: true });
 const url = "sqlite:///.data/quickstart.db";
 process.chdir(here);
 
+// `pnpm demo --dashboard`: the dashboard shows the run live, and stays open until Ctrl-C.
+const withDashboard = process.argv.includes("--dashboard");
 const logFile = join(dataDir, "worker.log");
 console.log(`Starting a worker: celery-ts worker --app src/tasks.ts --processes 2, on ${url}`);
 console.log(`(its log: ${logFile})`);
@@ -23,7 +25,18 @@ const worker = startWorkerProcess({
   backend: url,
   processes: 2,
   logFile,
+  events: withDashboard,
 });
+if (withDashboard) {
+  // Loaded only when asked for: the demo runs without the dashboard package too.
+  const { startDashboard } = await import("@celery-ts/dashboard");
+  // DASHBOARD_PORT moves it off 5555 (0: any free port; the line below names it).
+  const port = Number(process.env.DASHBOARD_PORT ?? 5555);
+  const dashboard = await startDashboard({ broker: url, backend: url, port });
+  console.log(`Dashboard: ${dashboard.url} (open it in a browser; Ctrl-C stops the demo)`);
+  for (const signal of ["SIGINT", "SIGTERM"] as const)
+    process.once(signal, () => void dashboard.close());
+}
 
 const client = createClient({ broker: url, backend: url });
 const tasks = {
@@ -87,3 +100,4 @@ await client.close();
 const code = await worker.stop();
 console.log(`Worker stopped (exit code ${code}).`);
 process.exitCode = counts.succeeded + counts.failed === total && code === 0 ? 0 : 1;
+if (withDashboard) console.log("The dashboard keeps the run's history until you press Ctrl-C.");

@@ -1,4 +1,5 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect, it } from "vitest";
@@ -19,3 +20,67 @@ it("runs the quickstart batch to its summary on the SQLite default", async () =>
   expect(stdout).toContain("GatewayBusyError: gateway busy for order 18");
   expect(stdout).toContain("Worker stopped (exit code 0).");
 }, 150_000);
+
+// The README's second command: `./dev demo:dashboard` (pnpm demo:dashboard) runs the same batch with the dashboard open.
+// (In this file, after the first: both use the demo's .data folder.)
+it("serves the dashboard of the run with ./dev demo:dashboard, until Ctrl-C", async () => {
+  const root = JSON.parse(readFileSync(join(here, "../../package.json"), "utf8")) as Scripts;
+  const own = JSON.parse(readFileSync(join(here, "package.json"), "utf8")) as Scripts;
+  expect(readFileSync(join(here, "../../README.md"), "utf8")).toContain("./dev demo:dashboard");
+  expect(root.scripts["demo:dashboard"]).toContain("example-quickstart demo:dashboard");
+  expect(own.scripts["demo:dashboard"]).toBe("node src/demo.ts --dashboard");
+
+  const child = spawn(process.execPath, ["src/demo.ts", "--dashboard"], {
+    cwd: here,
+    env: { ...process.env, DASHBOARD_PORT: "0" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  try {
+    const printed = () => output;
+    const url = await waitFor(
+      printed,
+      () => /Dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(output)?.[1],
+    );
+    const page = await fetch(url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<title>celery-ts dashboard</title>");
+    await waitFor(printed, () => output.includes("The dashboard keeps the run's history"));
+    // The run's 60 tasks, seen through the worker's events, and the dashboard still serves.
+    const tasks = await waitFor(printed, async () => {
+      const list = (await (await fetch(`${url}api/tasks?limit=1000`)).json()) as {
+        state: string;
+      }[];
+      const done = list.filter((t) => t.state === "SUCCESS" || t.state === "FAILURE");
+      return done.length === 60 ? list : undefined;
+    });
+    expect(tasks.filter((t) => t.state === "FAILURE")).toHaveLength(5);
+    child.kill("SIGINT");
+    expect(await exited).toBe(0);
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+}, 150_000);
+
+interface Scripts {
+  scripts: Record<string, string>;
+}
+
+const here = join(import.meta.dirname, "..");
+
+/** Polls `check` until it gives a value, for at most 120 s (the demo's run included). */
+async function waitFor<T>(
+  printed: () => string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+): Promise<T> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out; the demo printed:\n${printed()}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

@@ -42,7 +42,7 @@ it("redirects at once, and the mail arrives later, after retries", async () => {
   });
   const base = await app.listen({ host: "127.0.0.1", port: 0 });
   const page = await browser.newPage();
-  let workerCode: number | null = null;
+  let workerCode: number | null;
   try {
     await page.goto(`${base}/`);
     await page.fill("#name", "Ana Example");

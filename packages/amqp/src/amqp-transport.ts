@@ -1,36 +1,49 @@
 import {
+  settleBatch,
   silentLogger,
-  type ConsumeOptions,
-  type DeadLetter,
-  type Delivery,
   type Logger,
   type PublishOptions,
   type Transport,
   type TransportCapabilities,
   type WireMessage,
 } from "@celery-ts/core";
-import type { GetMessage, Message, Options } from "amqplib";
-import { allowsGlobalQos, createConnectionManager, type Session } from "./internal/connection.ts";
-import { runConsumer } from "./internal/consumer.ts";
 import {
-  bindDelayExchangeTarget,
-  bindDelayTarget,
+  connectionError,
+  createConnectionEvents,
+  deliveryLimits,
+  durationOption,
+  toMs,
+  type DeadLetterLimits,
+  type DeliveryLimitOptions,
+} from "@celery-ts/core/driver";
+import { createAmqpBroadcast } from "./fanout.ts";
+import {
+  allowsGlobalQos,
+  createConnectionManager,
+  type ConnectionManager,
+} from "./internal/connection.ts";
+import { runConsumer, type ConsumerContext } from "./internal/consumer.ts";
+import type { Session } from "./internal/session.ts";
+import {
+  keepDeadLetter,
+  purgeDeadLetters,
+  readDeadLetters,
+  replayDeadLetters,
+} from "./internal/dead-letters.ts";
+import { DeadLetterFailures } from "./internal/dead-letter-failures.ts";
+import { Declarations } from "./internal/declarations.ts";
+import {
   checkDelayTarget,
-  declareDelayTopology,
   delayEntry,
   delayNames,
   delayRoutingKey,
+  type DelayNames,
 } from "./internal/delay.ts";
-import { closedError, configError, connectionError, mapAmqpError } from "./internal/errors.ts";
-import { decodeFieldTable, encodeFieldTable } from "./internal/field-table.ts";
-import { rawText, toAmqpMessage } from "./internal/message.ts";
-import { durationOption, resolveConnection, type ConnectionOptions } from "./internal/options.ts";
+import { closedError, configError, mapAmqpError, PKG } from "./internal/errors.ts";
+import { toAmqpMessage } from "./internal/message.ts";
+import { resolveConnection, type ConnectionOptions } from "./internal/options.ts";
 import { registerInternals } from "./internal/registry.ts";
 import {
-  declarationKey,
-  declareDeadLetterQueue,
-  declareExchange,
-  declareQueue,
   publishTarget,
   resolveQueue,
   type QueueSpec,
@@ -71,8 +84,11 @@ export interface AmqpQueueOptions {
 
 /** Where rejected messages go, with their reason, for `deadLetters()`. */
 export interface AmqpDeadLetterOptions {
-  /** The exchange rejected messages are published to (declared direct and durable). */
-  exchange: string;
+  /**
+   * The exchange rejected messages are published to (declared direct and durable).
+   * @default "celery_ts.dead"
+   */
+  exchange?: string;
   /**
    * The dead letters of queue `q` wait in the queue `q` + this suffix, bound to `exchange` with
    * the routing key `q`.
@@ -88,7 +104,7 @@ export interface AmqpDeadLetterOptions {
   declareArguments?: boolean;
 }
 
-export interface AmqpTransportOptions extends ConnectionOptions {
+export interface AmqpTransportOptions extends ConnectionOptions, DeliveryLimitOptions {
   /**
    * Queues that are not declared the default way (`Queue(name, Exchange(name), name)`, durable):
    * other exchanges or routing keys, broadcast queues, per-queue types and arguments. Queues not
@@ -106,9 +122,11 @@ export interface AmqpTransportOptions extends ConnectionOptions {
   /** The type of the queues this transport declares. @default "classic" */
   queueType?: QueueType;
   /**
-   * Keep rejected messages with their reason in a dead-letter queue per queue, read back by
-   * `deadLetters()`.
-   * @default none: a message rejected without requeue is dropped, as RabbitMQ does
+   * Where rejected messages are kept with their reason (see `deadLetters`, which turns them off
+   * and sets their bounds): the consumer publishes a copy to this exchange, which routes it to
+   * the queue's dead-letter queue, bounded by RabbitMQ, then acknowledges the message. The
+   * queues themselves are declared as kombu does, so Python Celery shares them.
+   * @default { exchange: "celery_ts.dead", queueSuffix: ".dead" }
    */
   deadLetter?: AmqpDeadLetterOptions;
   /**
@@ -140,18 +158,14 @@ export interface AmqpTransportOptions extends ConnectionOptions {
    */
   globalQos?: boolean;
   /**
-   * How long `publish()` waits for RabbitMQ's confirm before it rejects with a retryable
+   * Seconds `publish()` waits for RabbitMQ's confirm before it rejects with a retryable
    * `CONNECTION` error.
-   * @default 10_000
+   * @default 10
    */
-  publishTimeoutMs?: number;
+  publishTimeout?: number;
   /** Where the transport reports what it recovers from (reconnects). @default silentLogger */
   logger?: Logger;
 }
-
-const DEAD_REASON = "x-celery-ts-reason";
-const DEAD_QUEUE = "x-celery-ts-queue";
-const DEAD_AT = "x-celery-ts-rejected-at";
 
 function checkPriority(what: string, value: number | null | undefined, max: number): void {
   if (value === undefined || value === null) return;
@@ -160,73 +174,28 @@ function checkPriority(what: string, value: number | null | undefined, max: numb
   }
 }
 
-/** The text of a stored message: UTF-8 when it is, otherwise one character per byte. */
-function storedText(message: Message): string {
-  try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(message.content);
-  } catch {
-    return rawText(message.content);
-  }
-}
-
-function deadLetterOf(message: GetMessage, queue: string): DeadLetter {
-  const headers = decodeFieldTable(message.properties.headers);
-  const death = Array.isArray(headers["x-death"])
-    ? (headers["x-death"][0] as Record<string, unknown> | undefined)
-    : undefined;
-  const at = headers[DEAD_AT] ?? death?.time;
-  return {
-    queue: typeof headers[DEAD_QUEUE] === "string" ? headers[DEAD_QUEUE] : queue,
-    raw: storedText(message),
-    reason:
-      typeof headers[DEAD_REASON] === "string"
-        ? headers[DEAD_REASON]
-        : typeof death?.reason === "string"
-          ? death.reason
-          : "rejected",
-    rejectedAt: at instanceof Date ? at.getTime() : typeof at === "number" ? at : 0,
-  };
-}
-
 /** Rejects with a retryable CONNECTION error if `work` takes longer than `ms` (a hung socket). */
 function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(connectionError(`cannot ${what}: RabbitMQ did not answer within ${ms} ms`)),
+      () => reject(connectionError(PKG, `cannot ${what}: RabbitMQ did not answer within ${ms} ms`)),
       ms,
     );
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** A message's properties again, to publish a copy of it (a dead letter). */
-function copyProperties(message: Message, headers: Record<string, unknown>): Options.Publish {
-  const p = message.properties;
-  const options: Options.Publish = { headers: encodeFieldTable(headers), deliveryMode: 2 };
-  if (typeof p.contentType === "string") options.contentType = p.contentType;
-  if (typeof p.contentEncoding === "string") options.contentEncoding = p.contentEncoding;
-  if (p.correlationId !== undefined) options.correlationId = p.correlationId;
-  if (p.replyTo !== undefined) options.replyTo = p.replyTo;
-  if (p.priority !== undefined) options.priority = p.priority;
-  if (p.messageId !== undefined) options.messageId = p.messageId;
-  if (p.timestamp !== undefined) options.timestamp = p.timestamp;
-  if (p.type !== undefined) options.type = p.type;
-  if (p.appId !== undefined) options.appId = p.appId;
-  return options;
-}
+/** The exchange dead letters go through unless `deadLetter.exchange` names another. */
+const DEFAULT_DEAD_LETTER_EXCHANGE = "celery_ts.dead";
 
-/**
- * The RabbitMQ broker (AMQP 0-9-1, through amqplib), declaring and publishing as Celery and kombu
- * do, so Python Celery workers and clients share its queues. Publishes are confirmed; consumers
- * get exactly `prefetch` messages, acknowledge after the task, and resume after a reconnect.
- */
-export function createAmqpTransport(options: AmqpTransportOptions = {}): Transport {
-  const connection = resolveConnection(options);
-  const logger = options.logger ?? silentLogger;
-  const publishTimeoutMs = durationOption("publishTimeoutMs", options.publishTimeoutMs, 10_000);
+/** The topology options, checked at construction: a bad option fails before any I/O. */
+function resolveTopology(
+  options: AmqpTransportOptions,
+  limits: { deadLetters: DeadLetterLimits | undefined },
+): TopologySettings {
   const queueType = options.queueType ?? "classic";
-  const maxPriority = options.maxPriority;
+  const { maxPriority } = options;
   if (
     maxPriority !== undefined &&
     (!Number.isInteger(maxPriority) || maxPriority < 1 || maxPriority > 255)
@@ -238,10 +207,11 @@ export function createAmqpTransport(options: AmqpTransportOptions = {}): Transpo
       'quorum queues have no x-max-priority: leave maxPriority unset with queueType "quorum"',
     );
   }
-  const deadLetter = options.deadLetter && {
-    exchange: options.deadLetter.exchange,
-    queueSuffix: options.deadLetter.queueSuffix ?? ".dead",
-    declareArguments: options.deadLetter.declareArguments ?? false,
+  const given = options.deadLetter ?? {};
+  const deadLetter = limits.deadLetters && {
+    exchange: given.exchange ?? DEFAULT_DEAD_LETTER_EXCHANGE,
+    queueSuffix: given.queueSuffix ?? ".dead",
+    declareArguments: given.declareArguments ?? false,
   };
   if (deadLetter && (deadLetter.exchange === "" || deadLetter.queueSuffix === "")) {
     throw configError("deadLetter.exchange and deadLetter.queueSuffix must not be empty");
@@ -252,248 +222,254 @@ export function createAmqpTransport(options: AmqpTransportOptions = {}): Transpo
     queueType,
     deadLetter,
   };
-  // Validate the listed queues now, so a bad option fails at construction.
   for (const name of Object.keys(settings.queues)) {
     checkPriority(`queues["${name}"].maxPriority`, settings.queues[name]?.maxPriority, 255);
     resolveQueue(name, settings);
   }
-  const delayMode = options.delayedDelivery ?? "native";
+  return settings;
+}
+
+/** The parts of one transport that its methods share. */
+interface TransportCore {
+  options: AmqpTransportOptions;
+  logger: Logger;
+  manager: ConnectionManager;
+  declarations: Declarations;
+  names: DelayNames;
+  delayMode: "native" | "worker";
+  maxPriority: number | undefined;
+  publishTimeoutMs: number;
+  /** A larger message is delivered as an error, unread. */
+  maxMessageBytes: number;
+  resolve(queue: string): QueueSpec;
+  ensureOpen(): void;
+}
+
+type PublishContext = TransportCore;
+
+/** The message count of a shared queue, purged or not (a broadcast queue is each consumer's own: 0). */
+async function countQueue(core: TransportCore, queue: string, purge: boolean): Promise<number> {
+  core.ensureOpen();
+  const spec = core.resolve(queue);
+  if (spec.broadcast) return 0;
+  const session = await core.manager.open();
+  await core.declarations.queue(session, spec);
+  const { messageCount } = await session.run(
+    `${purge ? "purge" : "count"} the queue "${queue}"`,
+    (channel) => (purge ? channel.purgeQueue(queue) : channel.checkQueue(queue)),
+  );
+  return messageCount;
+}
+
+/** What a `consume()` of this transport needs (see runConsumer). */
+function consumerContext(
+  core: TransportCore,
+  connection: { reconnectInitialDelay: number; reconnectMaxDelay: number },
+  consumers: { isClosed(): boolean; stops: Set<() => void> },
+): ConsumerContext {
+  const { declarations, names, publishTimeoutMs, options } = core;
+  const dead = declarations.deadLetters;
+  return {
+    manager: core.manager,
+    logger: core.logger,
+    resolve: core.resolve,
+    prepare: (session, spec, actualName) => declarations.queue(session, spec, actualName),
+    fromDelayChain: (exchange) => names.owns(exchange),
+    deadLetter: dead && {
+      keep: (session, queue, message, reason) =>
+        keepDeadLetter(dead, publishTimeoutMs, { session, queue, message, reason }),
+      failures: new DeadLetterFailures({
+        logger: core.logger,
+        exchange: dead.exchange,
+        queueOf: dead.queueOf,
+        initial: connection.reconnectInitialDelay,
+        max: connection.reconnectMaxDelay,
+      }),
+    },
+    maxMessageBytes: core.maxMessageBytes,
+    isClosed: consumers.isClosed,
+    register(stop) {
+      consumers.stops.add(stop);
+      return () => consumers.stops.delete(stop);
+    },
+    reconnectInitialDelay: connection.reconnectInitialDelay,
+    reconnectMaxDelay: connection.reconnectMaxDelay,
+    globalQos: (session) => options.globalQos ?? allowsGlobalQos(session.server),
+  };
+}
+
+/**
+ * Checks and encodes a message for publishing as kombu does (errors before any I/O); the returned
+ * function declares what it needs, publishes it (through the delay topology when due later) and
+ * resolves once RabbitMQ confirms it.
+ */
+function prepareSend(
+  ctx: PublishContext,
+  message: WireMessage,
+  { queue, priority, availableAt }: PublishOptions,
+): (session: Session) => Promise<void> {
+  checkPriority("priority", priority, ctx.maxPriority ?? 255);
+  const spec = ctx.resolve(queue);
+  const wantsDelay =
+    ctx.delayMode === "native" && availableAt !== undefined && availableAt > Date.now();
+  if (wantsDelay) checkDelayTarget(spec.name);
+  const { content, options } = toAmqpMessage(message, {
+    ...(priority !== undefined && { priority }),
+    dropExpiration: wantsDelay,
+  });
+  const what = `publish to the queue "${queue}"`;
+  const send = async (session: Session): Promise<void> => {
+    await ctx.declarations.queue(session, spec);
+    let target = publishTarget(spec);
+    if (wantsDelay) {
+      await ctx.declarations.delayTarget(session, spec);
+      // Measured now, after the declarations: the delay starts when the message enters.
+      const delayMs = availableAt! - Date.now();
+      if (delayMs > 0) {
+        target = {
+          exchange: delayEntry(ctx.names),
+          routingKey: delayRoutingKey(delayMs, spec.name),
+        };
+      }
+    }
+    const timeoutMs = ctx.publishTimeoutMs;
+    await session.publish({
+      ...target,
+      content,
+      options,
+      what,
+      timeoutMs,
+      mandatory: !spec.broadcast,
+    });
+  };
+  return async (session) => {
+    try {
+      await withDeadline(send(session), ctx.publishTimeoutMs, what);
+    } catch (error) {
+      // The queue may have been deleted behind our back: declare it again next time.
+      session.forget(JSON.stringify(spec.name));
+      throw mapAmqpError(error, what);
+    }
+  };
+}
+
+/**
+ * The RabbitMQ broker (AMQP 0-9-1, through amqplib), declaring and publishing as Celery and kombu
+ * do, so Python Celery workers and clients share its queues. Publishes are confirmed; consumers
+ * get exactly `prefetch` messages, acknowledge after the task, and resume after a reconnect.
+ */
+export function createAmqpTransport(options: AmqpTransportOptions = {}): Transport {
+  const connection = resolveConnection(options);
+  const logger = options.logger ?? silentLogger;
+  const limits = deliveryLimits(PKG, options);
+  const settings = resolveTopology(options, limits);
   const names = delayNames(options.delayPrefix ?? "celery_ts.delay");
-  const delayQueueType = options.delayQueueType ?? "classic";
-  const manager = createConnectionManager({ ...connection, logger, what: "transport" });
-  const stopConsumers = new Set<() => void>();
+  const dead = settings.deadLetter;
+  const declarations = new Declarations({
+    deadLetter: dead && limits.deadLetters && { ...dead, limits: limits.deadLetters },
+    names,
+    delayQueueType: options.delayQueueType ?? "classic",
+    logger,
+  });
+  const { add: onConnectionEvent, emit: onEvent } = createConnectionEvents(logger);
+  const manager = createConnectionManager({ ...connection, logger, what: "transport", onEvent });
+  const stops = new Set<() => void>();
   const specs = new Map<string, QueueSpec>();
   let closed = false;
-
-  const capabilities: TransportCapabilities = {
-    delayedDelivery: delayMode,
-    priority: maxPriority === undefined ? false : "higher-first",
-    deadLetter: deadLetter !== undefined,
-    redelivery: "on-disconnect",
-  };
-
-  const ensureOpen = (): void => {
-    if (closed) throw closedError("transport");
-  };
-
-  const resolve = (queue: string): QueueSpec => {
-    let spec = specs.get(queue);
-    if (!spec) {
-      spec = resolveQueue(queue, settings);
+  const core: TransportCore = {
+    options,
+    logger,
+    manager,
+    declarations,
+    names,
+    delayMode: options.delayedDelivery ?? "native",
+    maxPriority: settings.maxPriority,
+    publishTimeoutMs: toMs(durationOption(PKG, "publishTimeout", options.publishTimeout, 10)),
+    maxMessageBytes: limits.maxMessageBytes,
+    resolve(queue) {
+      const spec = specs.get(queue) ?? resolveQueue(queue, settings);
       specs.set(queue, spec);
-    }
-    return spec;
+      return spec;
+    },
+    ensureOpen() {
+      if (closed) throw closedError("transport");
+    },
   };
-
-  /**
-   * Declares the queue (or a broadcast queue's exchange), once per connection, after its
-   * dead-letter queue: RabbitMQ drops what it dead-letters to an exchange that is not there yet.
-   */
-  const ensureQueue = async (
-    session: Session,
-    spec: QueueSpec,
-    actualName = spec.name,
-  ): Promise<void> => {
-    if (deadLetter && !spec.broadcast) await ensureDeadLetterQueue(session, spec.name);
-    if (spec.broadcast && actualName === spec.name) {
-      return session.declare(
-        declarationKey("exchange", spec.name, spec.exchange, spec.exchangeType),
-        `declare the exchange "${spec.exchange}"`,
-        (channel) => declareExchange(channel, spec.exchange, spec.exchangeType),
-      );
-    }
-    return session.declare(
-      declarationKey("queue", spec.name, actualName, spec),
-      `declare the queue "${actualName}"`,
-      (channel) => declareQueue(channel, spec, actualName),
-    );
-  };
-
-  const ensureDelayTarget = async (session: Session, spec: QueueSpec): Promise<void> => {
-    await session.declare(
-      declarationKey("delay", names.delivery, delayQueueType),
-      `declare the delay exchanges and queues "${names.delivery}"`,
-      (channel) => declareDelayTopology(channel, names, delayQueueType),
-    );
-    await session.declare(
-      declarationKey("delay-target", spec.name, names.delivery),
-      `bind the queue "${spec.name}" to the delay exchange "${names.delivery}"`,
-      (channel) =>
-        spec.broadcast
-          ? bindDelayExchangeTarget(channel, names, spec.exchange, spec.name)
-          : bindDelayTarget(channel, names, spec.name),
-    );
-  };
-
-  const deadQueueOf = (queue: string): string => `${queue}${deadLetter?.queueSuffix ?? ""}`;
-
-  const ensureDeadLetterQueue = (session: Session, queue: string): Promise<void> => {
-    const dl = deadLetter!;
-    const deadQueue = deadQueueOf(queue);
-    return session.declare(
-      declarationKey("dead-letter", queue, dl.exchange, deadQueue),
-      `declare the dead-letter queue "${deadQueue}"`,
-      (channel) => declareDeadLetterQueue(channel, dl.exchange, deadQueue, queue),
-    );
-  };
-
-  const keepDeadLetter = async (
-    session: Session,
-    queue: string,
-    message: Message,
-    reason: string,
-  ): Promise<void> => {
-    const dl = deadLetter!;
-    await ensureDeadLetterQueue(session, queue);
-    const headers = {
-      ...decodeFieldTable(message.properties.headers),
-      [DEAD_REASON]: reason,
-      [DEAD_QUEUE]: queue,
-      [DEAD_AT]: Date.now(),
-    };
-    try {
-      await session.publish({
-        exchange: dl.exchange,
-        routingKey: queue,
-        content: message.content,
-        options: copyProperties(message, headers),
-        what: `dead-letter a message of the queue "${queue}" to the exchange "${dl.exchange}"`,
-        timeoutMs: publishTimeoutMs,
-        mandatory: true,
-      });
-    } catch (error) {
-      // Its dead-letter queue may have been deleted: declare it again next time.
-      session.forget(JSON.stringify(queue));
-      throw error;
-    }
-  };
-
+  const consumers = consumerContext(core, connection, { isClosed: () => closed, stops });
   const transport: Transport = {
     name: "amqp",
-    capabilities,
+    capabilities: capabilitiesOf(core.delayMode, settings),
+    broadcast: () => createAmqpBroadcast(options),
     async connect() {
-      ensureOpen();
+      core.ensureOpen();
       await manager.open();
     },
     async close({ force = false } = {}) {
       if (closed) return;
       closed = true;
-      stopConsumers.forEach((stop) => stop());
-      stopConsumers.clear();
+      stops.forEach((stop) => stop());
+      stops.clear();
       await manager.close({ force });
     },
-    async publish(message: WireMessage, { queue, priority, availableAt }: PublishOptions) {
-      ensureOpen();
-      checkPriority("priority", priority, maxPriority ?? 255);
-      const spec = resolve(queue);
-      const wantsDelay =
-        delayMode === "native" && availableAt !== undefined && availableAt > Date.now();
-      if (wantsDelay) checkDelayTarget(spec.name);
-      // Encoding errors first, before any I/O.
-      const { content, options: amqpOptions } = toAmqpMessage(message, {
-        ...(priority !== undefined && { priority }),
-        dropExpiration: wantsDelay,
-      });
-      const what = `publish to the queue "${queue}"`;
+    async publish(message, publish) {
+      core.ensureOpen();
+      const send = prepareSend(core, message, publish);
+      await send(await manager.open());
+    },
+    /** Every message on the confirm channel at once, their confirms awaited together. */
+    async publishBatch(batch) {
+      core.ensureOpen();
+      // Encoding errors first, before anything is sent.
+      const sends = batch.map((item) => prepareSend(core, item.message, item.options));
       const session = await manager.open();
-      const send = async (): Promise<void> => {
-        await ensureQueue(session, spec);
-        let target = publishTarget(spec);
-        if (wantsDelay) {
-          await ensureDelayTarget(session, spec);
-          // Measured now, after the declarations: the delay starts when the message enters.
-          const delayMs = availableAt! - Date.now();
-          if (delayMs > 0) {
-            target = {
-              exchange: delayEntry(names),
-              routingKey: delayRoutingKey(delayMs, spec.name),
-            };
-          }
-        }
-        await session.publish({
-          ...target,
-          content,
-          options: amqpOptions,
-          what,
-          timeoutMs: publishTimeoutMs,
-          mandatory: !spec.broadcast,
-        });
-      };
-      try {
-        await withDeadline(send(), publishTimeoutMs, what);
-      } catch (error) {
-        // The queue may have been deleted behind our back: declare it again next time.
-        session.forget(JSON.stringify(spec.name));
-        throw mapAmqpError(error, what);
-      }
+      settleBatch(batch, await Promise.allSettled(sends.map((send) => send(session))), PKG);
     },
-    consume(
-      queues: readonly string[],
-      onDelivery: (delivery: Delivery) => void,
-      consumeOptions: ConsumeOptions,
-    ) {
-      return runConsumer(
-        {
-          manager,
-          logger,
-          resolve: (queue) => resolve(queue),
-          prepare: (session, spec, actualName) => ensureQueue(session, spec, actualName),
-          fromDelayChain: (exchange) => names.owns(exchange),
-          deadLetter: deadLetter ? keepDeadLetter : undefined,
-          isClosed: () => closed,
-          register(stop) {
-            stopConsumers.add(stop);
-            return () => stopConsumers.delete(stop);
-          },
-          reconnectInitialDelayMs: connection.reconnectInitialDelayMs,
-          reconnectMaxDelayMs: connection.reconnectMaxDelayMs,
-          globalQos: (session) => options.globalQos ?? allowsGlobalQos(session.server),
-        },
-        queues,
-        onDelivery,
-        consumeOptions,
-      );
-    },
-    async purge(queue: string) {
-      ensureOpen();
-      const spec = resolve(queue);
-      // A broadcast queue belongs to each consumer: there is no shared queue to purge.
-      if (spec.broadcast) return 0;
-      const session = await manager.open();
-      await ensureQueue(session, spec);
-      const { messageCount } = await session.run(`purge the queue "${queue}"`, (channel) =>
-        channel.purgeQueue(queue),
-      );
-      return messageCount;
-    },
+    consume: (queues, onDelivery, consumeOptions) =>
+      runConsumer(consumers, queues, onDelivery, consumeOptions),
+    purge: (queue) => countQueue(core, queue, true),
+    depth: (queue) => countQueue(core, queue, false),
+    onConnectionEvent,
   };
-
-  if (deadLetter) {
-    transport.deadLetters = async (queue: string, { limit }: { limit?: number } = {}) => {
-      ensureOpen();
-      const max =
-        limit === undefined || !Number.isFinite(limit) ? Infinity : Math.max(0, Math.floor(limit));
-      const session = await manager.open();
-      await ensureDeadLetterQueue(session, queue);
-      const channel = await session.channel();
-      const letters: DeadLetter[] = [];
-      try {
-        // A peek: take them unacknowledged, then close the channel, which puts every one back in
-        // its place. Nothing is removed, even if this process dies half-way.
-        while (letters.length < max) {
-          const message = await channel.get(deadQueueOf(queue), { noAck: false });
-          if (message === false) break;
-          letters.push(deadLetterOf(message, queue));
-        }
-      } catch (error) {
-        throw mapAmqpError(error, `read the dead letters of the queue "${queue}"`);
-      } finally {
-        await channel.close().catch(() => undefined);
-      }
-      return letters;
-    };
-  }
-
-  registerInternals(transport, { manager, publishTimeoutMs });
+  addDeadLetterMethods(transport, core);
+  registerInternals(transport, { manager, publishTimeoutMs: core.publishTimeoutMs });
   return transport;
+}
+
+/** `deadLetters()`, `replayDeadLetters()` and `purgeDeadLetters()`, when dead letters are on. */
+function addDeadLetterMethods(transport: Transport, core: TransportCore): void {
+  const dead = core.declarations.deadLetters;
+  if (!dead) return;
+  const open = (): Promise<Session> => {
+    core.ensureOpen();
+    return core.manager.open();
+  };
+  transport.deadLetters = async (queue, { limit } = {}) =>
+    readDeadLetters(dead, await open(), queue, limit);
+  transport.replayDeadLetters = async (queue, selection = {}) => {
+    const spec = core.resolve(queue);
+    const session = await open();
+    await core.declarations.queue(session, spec);
+    return replayDeadLetters(dead, {
+      session,
+      queue,
+      selection,
+      target: publishTarget(spec),
+      publishTimeoutMs: core.publishTimeoutMs,
+    });
+  };
+  transport.purgeDeadLetters = async (queue, selection = {}) =>
+    purgeDeadLetters(dead, await open(), queue, selection);
+}
+
+function capabilitiesOf(
+  delayMode: "native" | "worker",
+  settings: TopologySettings,
+): TransportCapabilities {
+  return {
+    delayedDelivery: delayMode,
+    priority: settings.maxPriority === undefined ? false : "higher-first",
+    deadLetter: settings.deadLetter !== undefined,
+    redelivery: "on-disconnect",
+    redeliveryWindow: 0,
+  };
 }

@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { isCeleryTsError, type ErrorCode } from "@celery-ts/core";
+import { waitAbsenceWindow } from "@celery-ts/testing";
 import { describe, expect, it } from "vitest";
 import { createAmqpTransport, createRpcBackend } from "../src/index.ts";
 import { mapAmqpError } from "../src/internal/errors.ts";
@@ -148,7 +149,7 @@ describe("a broker that is not there", () => {
   const url = "amqp://guest:guest@127.0.0.1:1//";
 
   it("rejects connect(), publish() and purge() with a retryable CONNECTION error, quickly", async () => {
-    const transport = createAmqpTransport({ url, connectTimeoutMs: 1_000 });
+    const transport = createAmqpTransport({ url, connectTimeout: 1 });
     const started = Date.now();
     for (const attempt of [
       () => transport.connect(),
@@ -181,7 +182,7 @@ describe("a broker that is not there", () => {
     const { port } = silent.address() as AddressInfo;
     const transport = createAmqpTransport({
       url: `amqp://guest:guest@127.0.0.1:${port}//`,
-      connectTimeoutMs: 300,
+      connectTimeout: 0.3,
     });
     const started = Date.now();
     const error = await caught(() =>
@@ -205,7 +206,7 @@ describe("a broker that is not there", () => {
   });
 
   it("rejects the rpc backend's connect() the same way", async () => {
-    const backend = createRpcBackend({ url, connectTimeoutMs: 1_000 });
+    const backend = createRpcBackend({ url, connectTimeout: 1 });
     const error = await caught(() => backend.connect());
     expect(isCeleryTsError(error, "CONNECTION")).toBe(true);
     expect(error).toMatchObject({ retryable: true });
@@ -215,8 +216,8 @@ describe("a broker that is not there", () => {
   it("keeps a consumer retrying instead of failing, until it is stopped", async () => {
     const transport = createAmqpTransport({
       url,
-      reconnectInitialDelayMs: 20,
-      reconnectMaxDelayMs: 50,
+      reconnectInitialDelay: 0.02,
+      reconnectMaxDelay: 0.05,
     });
     const controller = new AbortController();
     const consuming = transport.consume(["q"], () => undefined, {
@@ -225,7 +226,7 @@ describe("a broker that is not there", () => {
     });
     let settled = false;
     void consuming.finally(() => (settled = true));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitAbsenceWindow(transport); // a declared window: consume() has not given up
     expect(settled).toBe(false);
     controller.abort();
     await consuming;

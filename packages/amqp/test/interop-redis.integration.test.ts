@@ -1,5 +1,5 @@
 import { defineTask, type ResultBackend } from "@celery-ts/core";
-import { runPythonClient, startPythonWorker } from "@celery-ts/testing";
+import { runPythonClient, startPythonWorker, testServers } from "@celery-ts/testing";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 // Not yet devDependencies of this package (see the README): imported from the workspace.
 import { createClient } from "@celery-ts/client";
@@ -12,7 +12,7 @@ import { BROKER_URL, rabbitAdmin, unique } from "./support/rabbit.ts";
 // so no reply_to is involved and nothing outside this package needs to change.
 vi.setConfig({ testTimeout: 90_000, hookTimeout: 60_000 });
 
-const REDIS_URL = "redis://127.0.0.1:6379/13";
+const REDIS_URL = testServers().redisUrl;
 const python = { brokerUrl: BROKER_URL, resultBackend: REDIS_URL };
 
 const admin = rabbitAdmin();

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { decodeTaskMessage, isCeleryTsError } from "@celery-ts/core";
+import { decodeTaskMessage, isCeleryTsError, type ConnectionEvent } from "@celery-ts/core";
+import { waitAbsenceWindow } from "@celery-ts/testing";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { internalsOf } from "../src/internal/registry.ts";
 import {
@@ -13,10 +14,11 @@ import {
 } from "./support/rabbit.ts";
 import { message, transports } from "./support/transports.ts";
 
-vi.setConfig({ testTimeout: 40_000 });
+// Each server-side close goes through rabbitmqctl: several seconds each on a loaded machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 const admin = rabbitAdmin();
-const t = transports(admin, { reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 500 });
+const t = transports(admin, { reconnectInitialDelay: 0.05, reconnectMaxDelay: 0.5 });
 afterEach(() => t.closeAll());
 afterAll(() => admin.cleanup());
 
@@ -106,6 +108,52 @@ describe("a connection closed by the server", () => {
     expect(await admin.messageCount(queue)).toBe(2);
   });
 
+  it("reports the loss and the recovery to onConnectionEvent (the worker's metrics count them)", async () => {
+    const queue = unique("reconnect-events");
+    const transport = t.connect();
+    const events: ConnectionEvent[] = [];
+    const stop = transport.onConnectionEvent!((event) => events.push(event));
+    t.consume(transport, [queue]);
+    await until(() => localPortOf(transport) !== undefined, 10_000, "a connection");
+    expect(events).toEqual([]);
+    await closeConnectionFromServer(localPortOf(transport));
+    await until(() => events.length === 2, 10_000, "the loss and the recovery");
+    expect(events).toEqual([
+      { type: "lost", role: "connection" },
+      { type: "recovered", role: "connection" },
+    ]);
+    stop();
+  });
+
+  it("says truthfully what a publish-only transport does after a loss", async () => {
+    const queue = unique("reconnect-publish-only");
+    admin.trackCeleryQueue(queue);
+    const lines: { level: string; msg: string; meta: unknown }[] = [];
+    const at = (level: string) => (msg: string, meta?: unknown) =>
+      void lines.push({ level, msg, meta });
+    const logger = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+    const producer = t.connect({ logger });
+    await producer.publish(message(), { queue });
+    await closeConnectionFromServer(localPortOf(producer));
+    await until(() => lines.some((l) => l.level === "warn"), 10_000, "the loss to be logged");
+    // Nothing reconnects until it is used again: no backoff, and no downtime to report.
+    expect(lines.find((l) => l.level === "warn")?.msg).toMatch(
+      /lost its connection to RabbitMQ; it will reconnect on next use$/,
+    );
+    await until(
+      () =>
+        producer.publish(message(), { queue }).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+      "a publish on a new connection",
+    );
+    const back = lines.find((l) => /reconnected to RabbitMQ/.test(l.msg));
+    expect(back?.level).toBe("info");
+    expect(back?.meta).not.toHaveProperty("downSeconds");
+  });
+
   it("keeps prefetch and consumers across several reconnects", async () => {
     const queue = unique("reconnect-many");
     const producer = t.connect();
@@ -123,7 +171,7 @@ describe("a connection closed by the server", () => {
     }
     for (let i = 0; i < 5; i++) await producer.publish(message({ args: [i] }), { queue });
     await consumer.waitFor(2, 10_000);
-    await sleep(300);
+    await waitAbsenceWindow(transport); // a declared window: no third while two are held
     expect(consumer.received).toHaveLength(2);
     await consumer.received[0]!.ack();
     await consumer.waitFor(3);

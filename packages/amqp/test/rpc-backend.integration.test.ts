@@ -11,13 +11,13 @@ import { internalsOf } from "../src/internal/registry.ts";
 import {
   BROKER_URL,
   closeConnectionFromServer,
+  queueListed,
   rabbitAdmin,
-  sleep,
   unique,
   until,
 } from "./support/rabbit.ts";
 
-vi.setConfig({ testTimeout: 30_000 });
+vi.setConfig({ testTimeout: 45_000 });
 
 const admin = rabbitAdmin();
 const open: { close(): Promise<void> }[] = [];
@@ -27,7 +27,7 @@ afterEach(async () => {
 afterAll(() => admin.cleanup());
 
 function backend(options: RpcBackendOptions = {}): RpcBackend {
-  const created = createRpcBackend({ url: BROKER_URL, reconnectInitialDelayMs: 50, ...options });
+  const created = createRpcBackend({ url: BROKER_URL, reconnectInitialDelay: 0.05, ...options });
   admin.trackQueue(created.replyQueue);
   open.push(created);
   return created;
@@ -84,7 +84,7 @@ describe("rpc:// results", () => {
     const [client, worker] = [backend(), backend()];
     const replyTo = await client.replyTo();
     const taskId = randomUUID();
-    const waiting = client.waitFor(taskId, { timeoutMs: 5_000 });
+    const waiting = client.waitFor(taskId, { timeout: 5 });
     await worker.store(taskId, meta(taskId, "STARTED", { pid: 1 }), { replyTo });
     await until(async () => (await client.get(taskId))?.status === "STARTED");
     await worker.store(taskId, meta(taskId, "RETRY", { exc_type: "E" }), { replyTo });
@@ -110,7 +110,7 @@ describe("rpc:// results", () => {
       task_id: taskId,
     });
     // Later waiters and get() read the cached result; forget() drops it.
-    expect((await client.waitFor(taskId, { timeoutMs: 10 })).status).toBe("FAILURE");
+    expect((await client.waitFor(taskId, { timeout: 0.01 })).status).toBe("FAILURE");
     await client.forget(taskId);
     expect(await client.get(taskId)).toBeUndefined();
   });
@@ -120,8 +120,8 @@ describe("rpc:// results", () => {
     const replyTo = await client.replyTo();
     const ids = Array.from({ length: 50 }, () => randomUUID());
     const waits = [
-      ...ids.map((id) => client.waitFor(id, { timeoutMs: 10_000 })),
-      ...[1, 2, 3].map(() => client.waitFor(ids[0]!, { timeoutMs: 10_000 })),
+      ...ids.map((id) => client.waitFor(id, { timeout: 10 })),
+      ...[1, 2, 3].map(() => client.waitFor(ids[0]!, { timeout: 10 })),
     ];
     await Promise.all(ids.map((id, i) => worker.store(id, meta(id, "SUCCESS", i), { replyTo })));
     expect((await Promise.all(waits)).map((r) => r.result)).toEqual([...ids.keys(), 0, 0, 0]);
@@ -136,16 +136,16 @@ describe("rpc:// results", () => {
   it("times out, aborts, and rejects waiters on close()", async () => {
     const client = backend();
     const started = Date.now();
-    const timeout = await caught(() => client.waitFor(randomUUID(), { timeoutMs: 200 }));
+    const timeout = await caught(() => client.waitFor(randomUUID(), { timeout: 0.2 }));
     expect(isCeleryTsError(timeout, "TIMEOUT")).toBe(true);
     expect(timeout).toMatchObject({ retryable: true });
     expect((timeout as Error).message).toMatch(/only to the client that sent the task/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(190);
     const controller = new AbortController();
-    const aborted = client.waitFor(randomUUID(), { timeoutMs: 5_000, signal: controller.signal });
+    const aborted = client.waitFor(randomUUID(), { timeout: 5, signal: controller.signal });
     controller.abort(new Error("caller gave up"));
     await expect(aborted).rejects.toThrow("caller gave up");
-    const pending = client.waitFor(randomUUID(), { timeoutMs: 5_000 }).catch((e: unknown) => e);
+    const pending = client.waitFor(randomUUID(), { timeout: 5 }).catch((e: unknown) => e);
     await client.close();
     expect(isCeleryTsError(await pending, "CLOSED")).toBe(true);
     expect(isCeleryTsError(await caught(() => client.get("x")), "CLOSED")).toBe(true);
@@ -169,7 +169,7 @@ describe("rpc:// results", () => {
     const taskId = randomUUID();
     // Sent while the client is away: the queue is not auto-deleted, so the result waits.
     await worker.store(taskId, meta(taskId, "SUCCESS", "kept"), { replyTo });
-    expect((await client.waitFor(taskId, { timeoutMs: 10_000 })).result).toBe("kept");
+    expect((await client.waitFor(taskId, { timeout: 10 })).result).toBe("kept");
     expect(manager.session?.localPort).not.toBe(port);
   });
 
@@ -180,16 +180,16 @@ describe("rpc:// results", () => {
     await until(() => admin.queueExists(replyTo), 5_000, "the reply queue to come back");
     const taskId = randomUUID();
     await worker.store(taskId, meta(taskId, "SUCCESS", "again"), { replyTo });
-    expect((await client.waitFor(taskId, { timeoutMs: 5_000 })).result).toBe("again");
+    expect((await client.waitFor(taskId, { timeout: 5 })).result).toBe("again");
   });
 
   it("declares its reply queue durable, expiring once unused", async () => {
-    const client = backend({ replyQueueExpiresMs: 500 });
+    const client = backend({ replyQueueExpires: 0.5 });
     const replyTo = await client.replyTo();
     expect(await admin.queueExists(replyTo)).toBe(true);
     await client.close();
-    // Checking for it (a passive declare) would count as using it: look once, after a while.
-    await sleep(2_500);
+    // A passive declare would count as using it: ask rabbitmqctl instead, until it is gone.
+    await until(async () => !(await queueListed(replyTo)), 30_000, "the unused queue to expire");
     expect(await admin.queueExists(replyTo)).toBe(false);
   });
 
@@ -201,7 +201,7 @@ describe("rpc:// results", () => {
     const replyTo = await shared.replyTo();
     const taskId = randomUUID();
     await shared.store(taskId, meta(taskId, "SUCCESS", 7), { replyTo });
-    expect((await shared.waitFor(taskId, { timeoutMs: 5_000 })).result).toBe(7);
+    expect((await shared.waitFor(taskId, { timeout: 5 })).result).toBe(7);
     expect(internalsOf(transport)?.manager.session?.localPort).toBeDefined();
     await shared.close();
     const queue = unique("still-open");

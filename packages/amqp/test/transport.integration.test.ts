@@ -1,14 +1,20 @@
 import {
   createTaskMessage,
+  decodeJson,
   decodeTaskMessage,
+  encodeJson,
   encodeTaskMessage,
   isCeleryTsError,
+  publishAll,
+  silentLogger,
+  unsentOf,
   type Delivery,
 } from "@celery-ts/core";
+import { waitAbsenceWindow } from "@celery-ts/testing";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
-import { BROKER_URL, rabbitAdmin, sleep, unique, until } from "./support/rabbit.ts";
+import { BROKER_URL, rabbitAdmin, unique, until, VHOST } from "./support/rabbit.ts";
 import { kombu } from "./support/kombu.ts";
-import { message, transports } from "./support/transports.ts";
+import { firstReal, message, transports, untilBroadcastBound } from "./support/transports.ts";
 
 vi.setConfig({ testTimeout: 30_000 });
 
@@ -110,7 +116,7 @@ describe("declarations, as kombu makes them", () => {
     const error = await caught(() => transport.publish(message(), { queue }));
     expect(isCeleryTsError(error, "CONFIG")).toBe(true);
     expect((error as Error).message).toContain(
-      `the queue "${queue}" (vhost "/") already exists with a different x-max-priority: it is ` +
+      `the queue "${queue}" (vhost "${VHOST}") already exists with a different x-max-priority: it is ` +
         "5 on the server, but celery-ts declares 10",
     );
     const consuming = await caught(() =>
@@ -140,7 +146,13 @@ describe("messages, as Celery publishes and reads them", () => {
       retries: 2,
       replyTo: "reply-queue",
       groupIndex: 70_000,
-      headers: { big: 2 ** 40, ratio: 0.5, nested: { list: [1, null, "x"] } },
+      headers: {
+        big: 2 ** 40,
+        // Beyond 2^53: py-amqp reads it exactly (as an int), not rounded.
+        huge: 2n ** 63n - 1n,
+        ratio: 0.5,
+        nested: { list: [1, null, "x"] },
+      },
     });
     const sent = encodeTaskMessage(task);
     await t.connect().publish(sent, { queue, priority: 3 });
@@ -156,14 +168,15 @@ describe("messages, as Celery publishes and reads them", () => {
       reply_to: "reply-queue",
     });
     // Every header as Python sees it: 300 stays 300 (not a short string), null stays None.
-    expect(seen.headers).toEqual(JSON.parse(JSON.stringify(sent.headers)));
+    expect(seen.headers).toEqual(decodeJson(encodeJson(sent.headers)));
+    expect(seen.headers.huge).toBe(2n ** 63n - 1n);
   });
 
   it("reads what py-amqp writes: None, [None, None], 64-bit ints, datetimes, decimals, bytes", async () => {
     const queue = unique("wire-in");
     const transport = t.connect();
     const consumer = t.consume(transport, [queue]);
-    await sleep(200);
+    await until(() => admin.queueExists(queue), 10_000, "the consumer's queue");
     await kombu({
       op: "publish",
       url: BROKER_URL,
@@ -179,6 +192,9 @@ describe("messages, as Celery publishes and reads them", () => {
         limit: 300,
         // py-amqp writes this with the tag "L", which amqplib alone cannot read.
         millis: 1_700_000_000_000,
+        // Beyond 2^53, both signs: bigints, exactly (a double would round them).
+        huge: 2n ** 63n - 1n,
+        negative: -(2n ** 63n),
         when: { __datetime__: "2024-05-01T12:30:00" },
         price: { __decimal__: "19.99" },
         blob: { __bytes__: "0102" },
@@ -194,6 +210,8 @@ describe("messages, as Celery publishes and reads them", () => {
       retries: 0,
       limit: 300,
       millis: 1_700_000_000_000,
+      huge: 2n ** 63n - 1n,
+      negative: -(2n ** 63n),
       when: new Date("2024-05-01T12:30:00Z"),
       price: "19.99",
       blob: "\u0001\u0002",
@@ -229,6 +247,45 @@ describe("publishing", () => {
   });
 });
 
+describe("publishing a batch", () => {
+  it("encodes every message before sending any: a bad header fails the whole batch", async () => {
+    const queue = unique("batch-encode");
+    admin.trackCeleryQueue(queue);
+    const transport = t.connect();
+    await transport.publish(message(), { queue });
+    const bad = message();
+    bad.headers["!"] = "amqplib reads this key as a type tag";
+    const batch = [message(), bad, message()].map((m) => ({ message: m, options: { queue } }));
+    const error = await caught(() => publishAll(transport, batch));
+    expect(isCeleryTsError(error, "ENCODE")).toBe(true);
+    expect(await admin.messageCount(queue)).toBe(1);
+  });
+
+  it("names the messages RabbitMQ did not take, and confirms the others", async () => {
+    const [kept, deleted] = [unique("batch-kept"), unique("batch-deleted")];
+    admin.trackCeleryQueue(kept);
+    admin.trackCeleryQueue(deleted);
+    const transport = t.connect();
+    await transport.publish(message(), { queue: deleted });
+    await admin.withChannel((channel) => channel.deleteQueue(deleted));
+    const batch = [0, 1, 2, 3].map((i) => ({
+      message: message({ args: [i] }),
+      options: { queue: i % 2 ? deleted : kept },
+    }));
+    const error = await caught(() => publishAll(transport, batch));
+    expect(isCeleryTsError(error, "CONNECTION")).toBe(true);
+    expect(error).toMatchObject({ retryable: true });
+    expect((error as Error).message).toMatch(
+      /^\[celery-ts:amqp\] 2 of 4 messages were not published .*returned it, as no queue is bound/,
+    );
+    expect(unsentOf(error)).toEqual([batch[1], batch[3]]);
+    expect(await admin.messageCount(kept)).toBe(2);
+    // Sent again, they reach the queue, declared again.
+    await publishAll(transport, unsentOf(error)!);
+    expect(await admin.messageCount(deleted)).toBe(2);
+  });
+});
+
 describe("broadcast queues", () => {
   it("delivers one message to every consumer, each on its own auto-deleted queue", async () => {
     const name = unique("broadcast");
@@ -237,10 +294,10 @@ describe("broadcast queues", () => {
     const [a, b, producer] = [t.connect(options), t.connect(options), t.connect(options)];
     const first = t.consume(a, [name]);
     const second = t.consume(b, [name]);
-    await sleep(300);
+    await untilBroadcastBound(producer, name, [first, second]);
     await producer.publish(message({ args: ["to all"] }), { queue: name });
-    const [x] = await first.waitFor(1);
-    const [y] = await second.waitFor(1);
+    const x = await firstReal(first);
+    const y = await firstReal(second);
     for (const delivery of [x, y]) {
       expect(delivery?.queue).toBe(name);
       expect(decodeTaskMessage(delivery!.message!).args).toEqual(["to all"]);
@@ -302,6 +359,43 @@ describe("dead letters", () => {
     expect(await admin.messageCount(`${queue}.dead`)).toBe(3);
   });
 
+  it("on by default beside Python Celery's queues; an older dead-letter queue is used as it is", async () => {
+    admin.trackSharedExchange("celery_ts.dead");
+    const queue = unique("dead-default");
+    admin.trackCeleryQueue(queue);
+    // Python Celery declared the queue first (no arguments), an older celery-ts its .dead queue.
+    const declared = { kind: "queue", name: queue };
+    expect(await kombu({ op: "declare", url: BROKER_URL, entities: [declared] })).toEqual({
+      ok: true,
+    });
+    await admin.withChannel((channel) => channel.assertQueue(`${queue}.dead`, { durable: true }));
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (msg: string) => void warnings.push(msg) };
+    const transport = t.connect({ logger });
+    expect(transport.capabilities.deadLetter).toBe(true);
+    const sent = message({ args: ["x"] });
+    for (let i = 0; i < 2; i++) await transport.publish(i === 0 ? sent : message(), { queue });
+    const consumer = t.consume(transport, [queue], 2);
+    for (const delivery of await consumer.waitFor(2)) {
+      await delivery.reject({ requeue: false, reason: "refused" });
+    }
+    const dead = await transport.deadLetters!(queue);
+    expect(dead.map((d) => d.reason)).toEqual(["refused", "refused"]);
+    expect(dead[0]!.taskId).toBe(sent.headers.id);
+    expect(dead[0]!.taskName).toBe(sent.headers.task);
+    expect(warnings.filter((w) => w.includes(`"${queue}.dead" exists with other`))).toHaveLength(1);
+    // The queue itself is still what Python Celery declares: it declares it again unchanged.
+    expect(await kombu({ op: "declare", url: BROKER_URL, entities: [declared] })).toEqual({
+      ok: true,
+    });
+    const taskId = sent.headers.id as string;
+    expect(await transport.replayDeadLetters!(queue, { taskId })).toBe(1);
+    // Replayed as it was before the rejection: the consumer gets it again, without our headers.
+    const replayed = (await consumer.waitFor(3))[2]!;
+    expect(replayed.message!.headers.id).toBe(taskId);
+    expect(replayed.message!.headers).not.toHaveProperty("x-celery-ts-reason");
+  });
+
   it("with declareArguments, RabbitMQ itself dead-letters what another consumer rejects", async () => {
     const exchange = unique("dlx-native");
     admin.trackExchange(exchange);
@@ -330,8 +424,13 @@ describe("dead letters", () => {
       const got = await channel.get(queue, { noAck: false });
       if (got === false) throw new Error("no message");
       channel.nack(got, false, false);
-      await sleep(100);
     });
+    // RabbitMQ routes the rejected message on its own time: wait for it, bounded.
+    await until(
+      async () => (await admin.messageCount(`${queue}.dead`)) === 1,
+      10_000,
+      "RabbitMQ to dead-letter the rejected message",
+    );
     const [letter] = await transport.deadLetters!(queue);
     expect(letter).toMatchObject({ queue, reason: "rejected" });
     expect(letter!.rejectedAt).toBeGreaterThan(Date.now() - 60_000);
@@ -357,12 +456,34 @@ describe("consuming", () => {
 
   it("declares its queue again and resumes when the queue is deleted under it", async () => {
     const queue = unique("deleted");
-    const transport = t.connect({ reconnectInitialDelayMs: 20 });
+    const transport = t.connect({ reconnectInitialDelay: 0.02 });
     const consumer = t.consume(transport, [queue]);
-    await until(() => admin.queueExists(queue), 5_000, "the queue");
+    // Deleted while consumed: RabbitMQ cancels the consumer.
+    await until(
+      () =>
+        admin.consumerCount(queue).then(
+          (n) => n > 0,
+          () => false,
+        ),
+      20_000,
+      "the consumer",
+    );
     await admin.withChannel((channel) => channel.deleteQueue(queue));
-    await sleep(300);
-    await until(() => admin.queueExists(queue), 5_000, "the queue to be declared again");
+    await until(() => admin.queueExists(queue), 20_000, "the queue to be declared again");
+    await t.connect().publish(message({ args: ["after"] }), { queue });
+    const [delivery] = await consumer.waitFor(1);
+    expect(decodeTaskMessage(delivery!.message!).args).toEqual(["after"]);
+  });
+
+  it("declares its queue again when it was deleted after its declaration, before basic.consume", async () => {
+    const queue = unique("deleted-before");
+    const transport = t.connect({ reconnectInitialDelay: 0.02 });
+    // The publish declares the queue; the transport remembers that it did.
+    await transport.publish(message({ args: ["before"] }), { queue });
+    await admin.withChannel((channel) => channel.deleteQueue(queue));
+    // basic.consume finds no queue (404); the next try declares it again.
+    const consumer = t.consume(transport, [queue]);
+    await until(() => admin.queueExists(queue), 20_000, "the queue to be declared again");
     await t.connect().publish(message({ args: ["after"] }), { queue });
     const [delivery] = await consumer.waitFor(1);
     expect(decodeTaskMessage(delivery!.message!).args).toEqual(["after"]);
@@ -380,7 +501,7 @@ describe("consuming", () => {
     await a!.reject({ requeue: true });
     // A second basic.ack of the same tag would have closed the channel: b is still ours.
     await b!.ack();
-    await sleep(200);
+    await waitAbsenceWindow(transport); // a declared window: nothing comes back
     expect(consumer.received).toHaveLength(2);
     expect(await admin.messageCount(queue)).toBe(0);
   });

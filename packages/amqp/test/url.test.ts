@@ -121,10 +121,42 @@ describe("driver functions", () => {
       expect(transport.capabilities).toEqual({
         delayedDelivery: "native",
         priority: false,
-        deadLetter: false,
+        deadLetter: true,
         redelivery: "on-disconnect",
+        redeliveryWindow: 0,
       });
     }
+  });
+
+  it("takes the dead-letter and message-size parameters other brokers take", () => {
+    const base = "amqp://guest:guest@127.0.0.1:1//";
+    const off = driver.createTransportFromUrl(`${base}?dead_letters=off&heartbeat=5`);
+    expect(off.capabilities.deadLetter).toBe(false);
+    expect(off.deadLetters).toBeUndefined();
+    const bounded = driver.createTransportFromUrl(
+      `${base}?dead_letter_max_count=5&dead_letter_max_bytes=4096&dead_letter_max_age=60&max_message_bytes=1024`,
+    );
+    expect(bounded.capabilities.deadLetter).toBe(true);
+    expect(typeof bounded.replayDeadLetters).toBe("function");
+    expect(typeof bounded.purgeDeadLetters).toBe("function");
+    expect(
+      configErrorOf(() => driver.createTransportFromUrl(`${base}?dead_letters=maybe`)).message,
+    ).toMatch(/on or off/);
+    expect(
+      configErrorOf(() => driver.createTransportFromUrl(`${base}?max_message_bytes=-1`)).message,
+    ).toMatch(/max_message_bytes/);
+  });
+
+  it("builds remote control and events from a broker URL that carries those parameters", () => {
+    // The worker CLI adds --dead-letter* and --max-message-bytes to the broker URL, and builds
+    // its remote control from the same URL.
+    const url =
+      "amqp://guest:guest@127.0.0.1:1//?heartbeat=5&dead_letters=off&dead_letter_max_count=5" +
+      "&dead_letter_max_bytes=4096&dead_letter_max_age=60&max_message_bytes=1024";
+    expect(typeof driver.createBroadcastFromUrl(url).publish).toBe("function");
+    expect(configErrorOf(() => driver.createBroadcastFromUrl(`${url}&hearbeat=5`)).message).toMatch(
+      /unknown parameter "hearbeat"/,
+    );
   });
 
   it("says that rpc:// is a result backend, not a broker", () => {
@@ -163,12 +195,12 @@ describe("driver functions", () => {
         driver.createAmqpTransport({ queues: { fan: { broadcast: true, type: "quorum" } } }),
       ).message,
     ).toMatch(/broadcast/);
-    expect(
-      configErrorOf(() => driver.createAmqpTransport({ publishTimeoutMs: -1 })).message,
-    ).toMatch(/publishTimeoutMs/);
-    expect(
-      configErrorOf(() => driver.createRpcBackend({ replyQueueExpiresMs: 0 })).message,
-    ).toMatch(/replyQueueExpiresMs/);
+    expect(configErrorOf(() => driver.createAmqpTransport({ publishTimeout: -1 })).message).toMatch(
+      /publishTimeout must be/,
+    );
+    expect(configErrorOf(() => driver.createRpcBackend({ replyQueueExpires: 0 })).message).toMatch(
+      /replyQueueExpires must be/,
+    );
   });
 
   it("declares capabilities from the options", () => {
@@ -182,8 +214,13 @@ describe("driver functions", () => {
       priority: "higher-first",
       deadLetter: true,
       redelivery: "on-disconnect",
+      redeliveryWindow: 0,
     });
     expect(typeof transport.deadLetters).toBe("function");
-    expect(driver.createAmqpTransport().deadLetters).toBeUndefined();
+    // On by default, as on every broker; off only when asked.
+    expect(typeof driver.createAmqpTransport().deadLetters).toBe("function");
+    const off = driver.createAmqpTransport({ deadLetters: false });
+    expect(off.capabilities.deadLetter).toBe(false);
+    expect(off.deadLetters).toBeUndefined();
   });
 });

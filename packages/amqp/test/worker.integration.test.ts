@@ -58,13 +58,19 @@ describe("the celery-ts worker on RabbitMQ", () => {
     await worker.start();
     cleanups.push(() => worker.stop());
     const handle = client.task(note);
-    const later = await handle.applyAsync(["later"], { countdown: 1.5 });
-    await sleep(200);
+    // Due in 10 s: room for a, b and c to run first on a loaded machine.
+    const later = await handle.applyAsync(["later"], { countdown: 10 });
+    // The worker holds it (unacknowledged, so no longer ready in the queue) before due work comes.
+    await until(
+      async () => (await admin.messageCount(queue)) === 0,
+      10_000,
+      "the worker to hold it",
+    );
     const now = await Promise.all(["a", "b", "c"].map((label) => handle.delay(label)));
-    await Promise.all(now.map((result) => result.get({ timeout: 5 })));
+    await Promise.all(now.map((result) => result.get({ timeout: 9 })));
     // With prefetch 1 and the held message not counted, due work would wait behind it.
     expect(ran).toEqual(["a", "b", "c"]);
-    expect(await later.get({ timeout: 10 })).toBe("later");
+    expect(await later.get({ timeout: 20 })).toBe("later");
     expect(ran).toEqual(["a", "b", "c", "later"]);
   });
 

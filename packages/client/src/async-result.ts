@@ -7,6 +7,8 @@ import {
   type ResultMeta,
   type TaskFailedError,
 } from "@celery-ts/core";
+import { resultFromTuple, type AnyResult, type ResultSource } from "./canvas/group-result.ts";
+import type { RevokeOptions } from "./control.ts";
 import { clientError } from "./internal/errors.ts";
 
 export interface GetOptions {
@@ -33,6 +35,16 @@ export interface AsyncResult<R> {
   readonly id: string;
   /** The task's name when this client sent it; undefined for `client.asyncResult(id)`. */
   readonly name: string | undefined;
+  /**
+   * The result this one follows, when this client sent the canvas: a chain's previous step, a
+   * chord body's header group. Null otherwise.
+   */
+  readonly parent: AnyResult | null;
+  /**
+   * What the task started, as its worker stored it (Celery's `children`): its callbacks and its
+   * chain's next step. Empty while the task is not done.
+   */
+  children(): Promise<AnyResult[]>;
   /** The stored state; PENDING when the backend knows nothing (queued, unknown or forgotten). */
   status(): Promise<TaskState>;
   /** True once the task is SUCCESS, FAILURE or REVOKED: its state will not change again. */
@@ -58,31 +70,66 @@ export interface AsyncResult<R> {
   traceback(): Promise<string | null>;
   /** Deletes the stored result; the state reads PENDING afterwards. */
   forget(): Promise<void>;
+  /** Celery's result tuple, `[[id, parent], null]`. */
+  asTuple(): unknown;
+  /**
+   * Revokes the task on every worker (Python ones too): it is stored REVOKED and never runs; with
+   * `terminate`, a running one is stopped. Workers started later learn it from the others.
+   */
+  revoke(options?: RevokeOptions): Promise<void>;
 }
 
 /** setTimeout's longest delay; longer ones fire at once, so longer waits are made in steps. */
 const MAX_TIMER_MS = 2_147_483_647;
 
 /**
- * @param backend resolves the client's result backend, or rejects (no backend, client closed).
+ * @param source where the result is read (`backend` resolves the client's result backend, or
+ * rejects: no backend, client closed) and the control channel `revoke()` uses.
  */
 export function createAsyncResult<R>(
   id: string,
   name: string | undefined,
-  backend: () => Promise<ResultBackend>,
+  source: ResultSource,
+  parent: AnyResult | null = null,
 ): AsyncResult<R> {
-  return new BackendResult<R>(id, name, backend);
+  return new BackendResult<R>(id, name, source, parent);
 }
 
 class BackendResult<R> implements AsyncResult<R> {
   readonly id: string;
   readonly name: string | undefined;
+  readonly parent: AnyResult | null;
+  readonly #source: ResultSource;
   readonly #backend: () => Promise<ResultBackend>;
 
-  constructor(id: string, name: string | undefined, backend: () => Promise<ResultBackend>) {
+  constructor(
+    id: string,
+    name: string | undefined,
+    source: ResultSource,
+    parent: AnyResult | null,
+  ) {
     this.id = id;
     this.name = name;
-    this.#backend = backend;
+    this.#source = source;
+    this.#backend = source.backend;
+    this.parent = parent;
+  }
+
+  asTuple(): unknown {
+    return [[this.id, this.parent ? this.parent.asTuple() : null], null];
+  }
+
+  async children(): Promise<AnyResult[]> {
+    const children = (await this.info())?.children ?? [];
+    return children.map((tuple) => resultFromTuple(tuple, this.#source));
+  }
+
+  async revoke(options: RevokeOptions = {}): Promise<void> {
+    const control = this.#source.control;
+    if (!control) {
+      throw clientError("CONFIG", `cannot revoke ${this.#label}: this result has no client`);
+    }
+    await control().revoke(this.id, options);
   }
 
   /** `tasks.add[<id>]`, as Celery names a task in its logs. */
@@ -150,7 +197,10 @@ class BackendResult<R> implements AsyncResult<R> {
     for (;;) {
       const timeoutMs = Math.min(Math.max(0, deadline - Date.now()), MAX_TIMER_MS);
       try {
-        return await backend.waitFor(this.id, { timeoutMs, ...(signal && { signal }) });
+        return await backend.waitFor(this.id, {
+          timeout: timeoutMs / 1000,
+          ...(signal && { signal }),
+        });
       } catch (error) {
         if (!isCeleryTsError(error, "TIMEOUT")) throw error;
         // Only a wait cut short by the timer's cap goes round again; a real timeout is reported.

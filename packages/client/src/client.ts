@@ -1,67 +1,56 @@
-import { randomUUID } from "node:crypto";
-import {
-  encodeTaskMessage,
-  resolveBackend,
-  resolveTransport,
-  silentLogger,
-  type Logger,
-  type ResultBackend,
-  type RetryPolicy,
-  type TaskDeclaration,
-  type TaskOptions,
-  type Transport,
-} from "@celery-ts/core";
+import type { TaskDeclaration } from "@celery-ts/core";
 import { createAsyncResult, type AsyncResult } from "./async-result.ts";
-import { clientError, closedError } from "./internal/errors.ts";
-import { lazyConnection } from "./internal/lazy-connection.ts";
-import { publishWithRetry } from "./internal/publish-with-retry.ts";
-import { prepareSend, type SendOptions, type SendTaskOptions } from "./send-options.ts";
-import type { TaskHandle } from "./task-handle.ts";
+import { restoreGroup, type AnyResult, type GroupResult } from "./canvas/group-result.ts";
+import type { CanvasSendOptions } from "./canvas/send-canvas.ts";
+import type { AnySig, GroupSig, Sig } from "./canvas/signature.ts";
+import type { ClientOptions } from "./client-options.ts";
+import type { Control } from "./control.ts";
+import { callOf } from "./internal/call-of.ts";
+import { createClientContext, type ClientContext } from "./internal/client-context.ts";
+import { sendBatch } from "./internal/send-batch.ts";
+import { sendTask } from "./internal/send-task.ts";
+import type { SendOptions, SendTaskOptions } from "./send-options.ts";
+import type { TaskCall, TaskHandle } from "./task-handle.ts";
 
-/** Publishing retries: a few quick attempts, so a broker blip does not fail a web request. */
-export const DEFAULT_PUBLISH_RETRY: Readonly<Required<RetryPolicy>> = Object.freeze({
-  maxRetries: 3,
-  delay: 0.2,
-  backoff: "exponential",
-  maxDelay: 2,
-  jitter: true,
-});
-
-export interface ClientOptions {
-  /**
-   * The broker: a `Transport`, or a URL (`redis://127.0.0.1:6379/0`, `sqlite:///queue.db`,
-   * `amqp://guest:guest@127.0.0.1:5672//`, `memory://name`) resolved by the scheme's driver
-   * package on first use. A transport given as an object stays yours to close.
-   */
-  broker: Transport | string;
-  /**
-   * Where task states and results are read: a `ResultBackend` or a URL (`sqlite:///results.db`,
-   * `redis://127.0.0.1:6379/1`). Without one, tasks can still be sent; reading a result rejects
-   * with `NO_RESULT_BACKEND`.
-   * @default none
-   */
-  backend?: ResultBackend | string;
-  /** Where the client reports retries and sends (it never writes to the console). @default silentLogger */
-  logger?: Logger;
-  /**
-   * How publishing is retried when the broker fails with a retryable error (a lost connection);
-   * `false` sends once. Delays are seconds. Unset fields take the defaults.
-   * @default DEFAULT_PUBLISH_RETRY: 3 retries, 0.2 s doubling up to 2 s, with jitter
-   */
-  publishRetry?: RetryPolicy | false;
-}
+export { DEFAULT_PUBLISH_RETRY, type ClientOptions } from "./client-options.ts";
 
 /** Sends tasks and reads their results. Create one per process and share it. */
 export interface Client {
   /** Binds a task declaration (or definition) to this client, keeping its argument and result types. */
-  task<Args extends unknown[], Result>(
-    declaration: TaskDeclaration<Args, Result>,
-  ): TaskHandle<Args, Result>;
+  task<Args extends unknown[], Result, Kwargs extends object = object>(
+    declaration: TaskDeclaration<Args, Result, Kwargs>,
+  ): TaskHandle<Args, Result, Kwargs>;
   /**
    * Sends a task by name, e.g. one only a Python worker implements. `R` types the result; nothing
    * checks it at runtime.
    */
   sendTask<R = unknown>(name: string, options?: SendTaskOptions): Promise<AsyncResult<R>>;
+  /**
+   * Sends a signature, chain, group, chord, chunks, map or starmap, as Celery's `apply_async`
+   * does; all its messages go out together (one round trip where the broker allows). A group
+   * resolves a `GroupResult` of its members' typed results; anything else an `AsyncResult` of
+   * its last step's, with `parent` linking the earlier steps.
+   */
+  applyAsync<In extends unknown[], Out extends readonly unknown[]>(
+    sig: GroupSig<In, Out>,
+    options?: CanvasSendOptions<In>,
+  ): Promise<GroupResult<Out>>;
+  applyAsync<In extends unknown[], Out>(
+    sig: Sig<In, Out>,
+    options?: CanvasSendOptions<In>,
+  ): Promise<AsyncResult<Out>>;
+  /**
+   * Sends many independent calls at once, in as few broker round trips as the transport allows
+   * (one pipeline on Redis, batches of 10 on SQS, confirms awaited together on RabbitMQ), without
+   * making them a group. Resolves their results in order.
+   */
+  sendMany(sigs: readonly AnySig[]): Promise<AnyResult[]>;
+  /** A group saved with `GroupResult.save()` (here or by Python), or undefined. */
+  restoreGroup<Out extends readonly unknown[] = unknown[]>(
+    groupId: string,
+  ): Promise<GroupResult<Out> | undefined>;
+  /** Remote control of the workers (`celery inspect` / `celery control`), Python ones too. */
+  readonly control: Control;
   /** A handle on a task sent earlier, by anyone, from its id. */
   asyncResult<R = unknown>(taskId: string): AsyncResult<R>;
   /** Resolves URLs and connects the broker and backend now, rather than on first use. Idempotent. */
@@ -74,114 +63,54 @@ export interface Client {
   close(): Promise<void>;
 }
 
-export function createClient(options: ClientOptions): Client {
-  const logger = options.logger ?? silentLogger;
-  const broker = lazyConnection(options.broker, resolveTransport);
-  const backend =
-    options.backend === undefined ? undefined : lazyConnection(options.backend, resolveBackend);
-  const clientPolicy =
-    options.publishRetry === false ? false : { ...DEFAULT_PUBLISH_RETRY, ...options.publishRetry };
-  // Celery's app oid: one reply address per client. An rpc:// backend names its own reply queue.
-  const oid = randomUUID();
-  const inFlight = new Set<Promise<unknown>>();
-  let closing: Promise<void> | undefined;
-
-  const ensureOpen = (): void => {
-    if (closing) throw closedError();
+/** Binds a declaration to the client: its `delay` and `applyAsync` send through `sendTask`. */
+function taskHandle<Args extends unknown[], Result, Kwargs extends object>(
+  ctx: ClientContext,
+  declaration: TaskDeclaration<Args, Result, Kwargs>,
+): TaskHandle<Args, Result, Kwargs> {
+  ctx.ensureOpen();
+  const { name, options: defaults } = declaration;
+  const call = async (input: unknown, sendOptions: SendOptions) => {
+    const { args, kwargs } = callOf(declaration, input, sendOptions);
+    return sendTask<Result>(ctx, name, args, { ...sendOptions, kwargs }, defaults);
   };
+  return Object.freeze({
+    name,
+    declaration,
+    delay: (...args: Args) => call(args, {}),
+    applyAsync: (input: Args | TaskCall<Args, Kwargs>, sendOptions: SendOptions = {}) =>
+      call(input, sendOptions),
+  });
+}
 
-  const resultBackend = async (): Promise<ResultBackend> => {
-    ensureOpen();
-    if (!backend) {
-      throw clientError(
-        "NO_RESULT_BACKEND",
-        "no result backend is configured, so task states and results cannot be read; " +
-          'configure one, e.g. createClient({ broker, backend: "sqlite:///results.db" })',
-      );
-    }
-    return backend.get();
-  };
-
-  /** Where workers send results: an rpc:// backend's reply queue, else the client's oid. */
-  const replyAddress = async (): Promise<string> => {
-    const results = backend && (await backend.get());
-    return results?.replyTo ? results.replyTo() : oid;
-  };
-
-  const publishPolicy = (call: RetryPolicy | false | undefined): Required<RetryPolicy> | false => {
-    if (call === undefined) return clientPolicy;
-    return call === false ? false : { ...(clientPolicy || DEFAULT_PUBLISH_RETRY), ...call };
-  };
-
-  const publish = async <R>(
-    name: string,
-    args: unknown[],
-    options: SendOptions,
-    defaults: TaskOptions,
-  ): Promise<AsyncResult<R>> => {
-    const { message, route } = prepareSend(name, args, options, defaults, await replyAddress());
-    const wire = encodeTaskMessage(message);
-    const id = message.headers.id;
-    const transport = await broker.get();
-    const fields = { task: name, id, queue: route.queue, broker: transport.name };
-    await publishWithRetry(() => transport.publish(wire, route), {
-      what: `task ${name}[${id}] to queue "${route.queue}" on the ${transport.name} broker`,
-      policy: publishPolicy(options.publishRetry),
-      logger,
-      fields,
-    });
-    logger.debug("task sent", fields);
-    return createAsyncResult<R>(id, name, resultBackend);
-  };
-
-  // Tracked so that close() lets sends under way (and their retries) finish first.
-  const send = async <R>(
-    name: string,
-    args: unknown[],
-    options: SendOptions,
-    defaults: TaskOptions,
-  ): Promise<AsyncResult<R>> => {
-    ensureOpen();
-    const sending = publish<R>(name, args, options, defaults);
-    inFlight.add(sending);
-    try {
-      return await sending;
-    } finally {
-      inFlight.delete(sending);
-    }
-  };
-
+export function createClient(options: ClientOptions = {}): Client {
+  const ctx = createClientContext(options);
   return {
-    task<Args extends unknown[], Result>(
-      declaration: TaskDeclaration<Args, Result>,
-    ): TaskHandle<Args, Result> {
-      ensureOpen();
-      const { name, options: defaults } = declaration;
-      return Object.freeze({
-        name,
-        declaration,
-        delay: (...args: Args) => send<Result>(name, args, {}, defaults),
-        applyAsync: (args: Args, sendOptions: SendOptions = {}) =>
-          send<Result>(name, args, sendOptions, defaults),
-      });
+    async applyAsync(sig: AnySig, options: CanvasSendOptions = {}) {
+      const [result] = await sendBatch(ctx, [sig], options);
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the overloads type it
+      return result as any;
     },
+    sendMany(sigs: readonly AnySig[]) {
+      return sendBatch(ctx, sigs, {});
+    },
+    restoreGroup<Out extends readonly unknown[] = unknown[]>(groupId: string) {
+      ctx.ensureOpen();
+      return restoreGroup<Out>(groupId, ctx.results);
+    },
+    control: ctx.control,
+    task: (declaration) => taskHandle(ctx, declaration),
     sendTask<R = unknown>(name: string, { args = [], ...sendOptions }: SendTaskOptions = {}) {
-      return send<R>(name, args, sendOptions, {});
+      return sendTask<R>(ctx, name, args, sendOptions, {});
     },
     asyncResult<R = unknown>(taskId: string): AsyncResult<R> {
-      ensureOpen();
-      return createAsyncResult<R>(taskId, undefined, resultBackend);
+      ctx.ensureOpen();
+      return createAsyncResult<R>(taskId, undefined, ctx.results);
     },
     async connect() {
-      ensureOpen();
-      await Promise.all([broker.connect(), backend?.connect()]);
+      ctx.ensureOpen();
+      await Promise.all([ctx.broker.connect(), ctx.backend?.connect()]);
     },
-    close() {
-      closing ??= (async () => {
-        await Promise.allSettled(inFlight);
-        await Promise.all([broker.close(), backend?.close()]);
-      })();
-      return closing;
-    },
+    close: () => ctx.close(),
   };
 }

@@ -5,6 +5,7 @@ import {
   type RetryPolicy,
   type TaskMessage,
   type TaskOptions,
+  type UniqueOptions,
 } from "@celery-ts/core";
 
 import { clientError } from "./internal/errors.ts";
@@ -59,6 +60,12 @@ export interface SendOptions {
    * @default the client's `publishRetry`
    */
   publishRetry?: RetryPolicy | false;
+  /**
+   * Deduplication for this call: a send whose key was sent within `ttl` seconds returns the
+   * earlier task's handle instead of queueing again; `false` sends even if the task is unique.
+   * @default the declaration's `unique`, else none
+   */
+  unique?: UniqueOptions | false;
 }
 
 /** `sendTask(name, options)`: a task known by name only, e.g. one a Python worker runs. */

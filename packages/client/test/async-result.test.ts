@@ -120,7 +120,7 @@ describe("AsyncResult.get()", () => {
       const spied: ResultBackend = {
         ...backend,
         waitFor: (id: string, options: WaitOptions) => {
-          waits.push(options.timeoutMs);
+          waits.push(options.timeout * 1000);
           return backend.waitFor(id, options);
         },
       };

@@ -42,6 +42,40 @@ describe("broker and backend URLs", () => {
     await Promise.all([client.close(), worker.close()]);
   });
 
+  it("takes the broker and backend from CELERY_BROKER_URL and CELERY_RESULT_BACKEND when not given", async () => {
+    const url = `memory://env-${randomUUID()}`;
+    const saved = { ...process.env };
+    process.env.CELERY_BROKER_URL = url;
+    process.env.CELERY_RESULT_BACKEND = `memory://env-results-${randomUUID()}`;
+    try {
+      const client = createClient();
+      const result = await client.task(add).delay(2, 3);
+      const worker = await resolveTransport(url);
+      expect((await receiveOne(worker)).headers.id).toBe(result.id);
+      expect(await result.status()).toBe("PENDING"); // reading a state needs the backend
+      await Promise.all([client.close(), worker.close()]);
+      // What is given wins over the environment.
+      const givenUrl = `memory://given-${randomUUID()}`;
+      const given = createClient({ broker: givenUrl });
+      const sent = await given.task(add).delay(1, 1);
+      const givenWorker = await resolveTransport(givenUrl);
+      expect((await receiveOne(givenWorker)).headers.id).toBe(sent.id);
+      await Promise.all([given.close(), givenWorker.close()]);
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  it("names CELERY_BROKER_URL when there is no broker at all", () => {
+    const saved = process.env.CELERY_BROKER_URL;
+    delete process.env.CELERY_BROKER_URL;
+    try {
+      expect(() => createClient()).toThrow(/no broker: .* or set CELERY_BROKER_URL/);
+    } finally {
+      if (saved !== undefined) process.env.CELERY_BROKER_URL = saved;
+    }
+  });
+
   it("reports an unknown scheme as a CONFIG error on first use, not at creation", async () => {
     const client = createClient({ broker: "kafka://127.0.0.1:9092" });
     const error: unknown = await client

@@ -194,6 +194,7 @@ describe("the message a send puts on the broker", () => {
       kwargs: {},
       rootId: "root-id",
       parentId: null,
+      headers: {},
       queue: "celery",
       signal: new AbortController().signal,
       retry: () => {

@@ -79,3 +79,29 @@ describe("types", () => {
     expectTypeOf(client.asyncResult).returns.toEqualTypeOf<AsyncResult<unknown>>();
   });
 });
+
+const addKw = defineTask("tasks.add", (a: number, b: number) => a + b, { params: ["a", "b"] });
+const mergeKw = defineTask("tasks.merge", ({ a }: { a: string; b?: string }) => a, {
+  params: ["a", "b?"],
+  style: "keywords",
+});
+
+export async function keywordArgumentsAreTyped(): Promise<void> {
+  const handle = client.task(addKw);
+  await handle.applyAsync({ kwargs: { a: 1, b: 2 } });
+  await handle.applyAsync({ args: [1], kwargs: { b: 2 } });
+  await handle.applyAsync({ args: [1, 2] });
+  // @ts-expect-error b is required when no positional argument gives it
+  await handle.applyAsync({ kwargs: { a: 1 } });
+  // @ts-expect-error c is not a parameter of add
+  await handle.applyAsync({ kwargs: { a: 1, b: 2, c: 3 } });
+  // @ts-expect-error b is a number
+  await handle.applyAsync({ args: [1], kwargs: { b: "2" } });
+  // @ts-expect-error add takes two positional arguments at most
+  await handle.applyAsync({ args: [1, 2, 3] });
+  await client.task(mergeKw).delay({ a: "x" });
+  // @ts-expect-error a is required
+  await client.task(mergeKw).delay({ b: "x" });
+  // @ts-expect-error a task that declares no params takes no keyword arguments
+  await add.applyAsync({ kwargs: { a: 1, b: 2 } });
+}

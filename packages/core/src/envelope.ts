@@ -1,5 +1,5 @@
 import { CeleryTsError } from "./errors.ts";
-import { encodeJson } from "./json.ts";
+import { decodeJson, encodeJson } from "./json.ts";
 import type { WireMessage } from "./task-message.ts";
 
 /**
@@ -56,7 +56,7 @@ function malformed(reason: string, cause?: unknown): CeleryTsError {
 export function decodeEnvelope(raw: string): DecodedEnvelope {
   let envelope: unknown;
   try {
-    envelope = JSON.parse(raw);
+    envelope = decodeJson(raw);
   } catch (error) {
     throw malformed(`not JSON (${(error as Error).message})`, error);
   }

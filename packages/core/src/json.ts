@@ -6,7 +6,8 @@ import { CeleryTsError } from "./errors.ts";
  * writes byte for byte, so either side can compare, hash or deduplicate them.
  *
  * Dates are written as ISO-8601 strings (what kombu 5.2 writes, and 5.3+ reads); bigints as JSON
- * integers (Python reads them exactly). NaN, Infinity, cycles and functions throw an `ENCODE` error.
+ * integers (Python reads them exactly, and `decodeJson` gives them back as bigints when they are
+ * beyond 2^53). NaN, Infinity, cycles and functions throw an `ENCODE` error.
  */
 export function encodeJson(value: unknown): string {
   const out: string[] = [];
@@ -38,7 +39,11 @@ function writeValue(value: unknown, out: string[], ancestors: Set<object>): void
     case "object":
       break;
     default:
-      throw new CeleryTsError("ENCODE", `a ${typeof value} cannot be sent as JSON`);
+      // JSON.stringify would write null or drop it: the receiver would get something else.
+      throw new CeleryTsError(
+        "ENCODE",
+        `a ${typeof value} cannot be sent as JSON (a worker receives data, not code); send data`,
+      );
   }
   const object = value as object;
   if (typeof (object as { toJSON?: unknown }).toJSON === "function") {
@@ -56,11 +61,7 @@ function writeValue(value: unknown, out: string[], ancestors: Set<object>): void
     out.push("[");
     object.forEach((item: unknown, index) => {
       if (index > 0) out.push(", ");
-      writeValue(
-        typeof item === "function" || typeof item === "symbol" ? null : item,
-        out,
-        ancestors,
-      );
+      writeValue(item, out, ancestors);
     });
     out.push("]");
   } else if (ArrayBuffer.isView(object)) {
@@ -75,7 +76,7 @@ function writeValue(value: unknown, out: string[], ancestors: Set<object>): void
     out.push("{");
     let first = true;
     for (const [key, item] of Object.entries(object)) {
-      if (item === undefined || typeof item === "function" || typeof item === "symbol") continue;
+      if (item === undefined) continue;
       if (!first) out.push(", ");
       first = false;
       out.push(quote(key), ": ");
@@ -111,20 +112,69 @@ function quote(text: string): string {
 }
 
 /**
- * Parses JSON written by Python or TypeScript peers. kombu 5.3+ wraps some values as
- * `{"__type__": ..., "__value__": ...}`: datetimes become `Date`s, bytes become `Uint8Array`s,
- * and dates, times, decimals and UUIDs their canonical strings (JavaScript has no exact type for
- * them). An unknown marker throws, as it does in kombu.
+ * Parses JSON written by Python or TypeScript peers.
+ *
+ * Integers beyond 2^53 (Python's ints have no limit) become `BigInt`s, exactly; every other number
+ * stays a `number`, so `2**53 + 1` from Python reads as `9007199254740993n` and `encodeJson` writes
+ * it back unchanged. Floats stay floats, whatever their digits.
+ *
+ * kombu 5.3+ wraps some values as `{"__type__": ..., "__value__": ...}`: datetimes become `Date`s,
+ * bytes become `Uint8Array`s, and dates, times, decimals and UUIDs their canonical strings
+ * (JavaScript has no exact type for them). An unknown marker throws, as it does in kombu.
  */
 export function decodeJson(text: string): unknown {
-  // A reviver slows every parse down; only text with a marker needs one.
-  if (!text.includes('"__type__"')) return JSON.parse(text);
-  return JSON.parse(text, (_key, value: unknown) => {
-    if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const markers = text.includes('"__type__"');
+  const longNumbers = hasLongDigitRun(text);
+  // A reviver slows every parse down: only text that may need one gets one.
+  if (!markers && !longNumbers) return JSON.parse(text);
+  return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) => {
+    if (typeof value === "number") {
+      return longNumbers ? exactInteger(value, context?.source) : value;
+    }
+    if (!markers || typeof value !== "object" || value === null || Array.isArray(value)) {
+      return value;
+    }
     const keys = Object.keys(value);
     if (keys.length !== 2 || !("__type__" in value) || !("__value__" in value)) return value;
     return decodeTypeMarker(value.__type__, value.__value__);
   });
+}
+
+/**
+ * The exact value of an integer token that a double cannot hold. `source` is the token's text,
+ * which JSON.parse hands its reviver (Node 21+; celery-ts needs 22.12).
+ */
+function exactInteger(value: number, source: string | undefined): number | bigint {
+  if (Number.isSafeInteger(value) || source === undefined || !INTEGER_TOKEN.test(source)) {
+    return value;
+  }
+  return BigInt(source);
+}
+
+const INTEGER_TOKEN = /^-?\d+$/;
+
+/**
+ * Whether `text` has a run of 16 or more digits: every integer beyond 2^53 (16 digits) has one.
+ * Looks at every 16th character only, so the common text (no such run) costs a few microseconds
+ * per 20 kB; a run found in a string or a float merely takes the exact (slower) parse.
+ */
+function hasLongDigitRun(text: string): boolean {
+  const length = text.length;
+  for (let i = 15; i < length; i += 16) {
+    if (!isDigit(text.charCodeAt(i))) continue;
+    let start = i;
+    while (start > 0 && isDigit(text.charCodeAt(start - 1))) start--;
+    let end = i;
+    while (end + 1 < length && isDigit(text.charCodeAt(end + 1))) end++;
+    if (end - start >= 15) return true;
+    // A run of 16 digits starting after `end` must contain one of end+16, end+32, ...
+    i = end;
+  }
+  return false;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
 }
 
 function decodeTypeMarker(type: unknown, encoded: unknown): unknown {

@@ -1,12 +1,13 @@
-import { CeleryTsError } from "./errors.ts";
+import { createChordCounterInMemory } from "./canvas/memory-chords.ts";
+import { durationOption, toMs } from "./driver/durations.ts";
 import { decodeJson, encodeJson } from "./json.ts";
 import type { ResultBackend, ResultMeta, StoreOptions, WaitOptions } from "./result-backend.ts";
-import { createResultWaiters } from "./result-waiters.ts";
+import { createResultWaiters, resultTimeoutError } from "./result-waiters.ts";
 import { isReadyState } from "./states.ts";
 
 export interface MemoryBackendOptions {
-  /** Results are forgotten after this long. @default 86_400_000 (one day, as in Celery) */
-  expiresInMs?: number;
+  /** Seconds after which results are forgotten. @default 86400 (one day, as in Celery) */
+  expires?: number;
 }
 
 interface Entry {
@@ -17,9 +18,10 @@ interface Entry {
 
 /** An in-process result backend for unit tests. */
 export function createMemoryBackend(options: MemoryBackendOptions = {}): ResultBackend {
-  const defaultExpiry = options.expiresInMs ?? 86_400_000;
+  const defaultExpiry = durationOption("memory", "expires", options.expires, 86_400);
   const entries = new Map<string, Entry>();
   const waiters = createResultWaiters();
+  const { chords, groups } = createChordCounterInMemory();
 
   const read = (taskId: string): ResultMeta | undefined => {
     const entry = entries.get(taskId);
@@ -30,11 +32,14 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): ResultB
 
   return {
     name: "memory",
+    chords,
+    groups,
     async connect() {},
     async close() {},
     async store(taskId: string, meta: ResultMeta, store: StoreOptions = {}) {
       const json = encodeJson(meta);
-      const expiresAt = Date.now() + (store.expiresInMs ?? defaultExpiry);
+      const expires = durationOption("memory", "expires", store.expires, defaultExpiry);
+      const expiresAt = Date.now() + toMs(expires);
       entries.set(taskId, { json, expiresAt });
       if (isReadyState(meta.status)) {
         waiters.resolve(taskId, () => decodeJson(json) as ResultMeta);
@@ -48,15 +53,7 @@ export function createMemoryBackend(options: MemoryBackendOptions = {}): ResultB
       if (meta && isReadyState(meta.status)) return Promise.resolve(meta);
       return waiters.wait(taskId, {
         ...options,
-        timeoutError: () =>
-          new CeleryTsError(
-            "TIMEOUT",
-            `no result for task ${taskId} within ${options.timeoutMs} ms`,
-            {
-              pkg: "memory",
-              retryable: true,
-            },
-          ),
+        timeoutError: () => resultTimeoutError("memory", taskId, options.timeout),
       });
     },
     async forget(taskId) {

@@ -1,11 +1,21 @@
 import { randomUUID } from "node:crypto";
-import { decodeEnvelope, encodeEnvelope } from "./envelope.ts";
-import { CeleryTsError } from "./errors.ts";
+import { createConsumerKit } from "./driver/consumer-kit.ts";
+import type { DriverPrimitives, TakenMessage } from "./driver/primitives.ts";
+import { encodeEnvelope } from "./envelope.ts";
+import { MemoryExchanges, createMemoryBroadcast } from "./memory-broadcast.ts";
 import type { WireMessage } from "./task-message.ts";
+import {
+  DEFAULT_DEAD_LETTER_LIMITS,
+  deliveryLimits,
+  notKeptReason,
+  taskIdOf,
+  withDeadLetters,
+  type DeadLetterLimits,
+  type DeliveryLimitOptions,
+} from "./driver/dead-letters.ts";
 import type {
-  ConsumeOptions,
   DeadLetter,
-  Delivery,
+  DeadLetterSelection,
   PublishOptions,
   Transport,
   TransportCapabilities,
@@ -25,8 +35,11 @@ interface StoredMessage {
  * on the same broker is a separate connection, as processes are on a real one.
  */
 export class MemoryBroker {
+  /** The exchanges of remote control and events on this broker. */
+  readonly exchanges = new MemoryExchanges();
   private readonly waiting = new Map<string, StoredMessage[]>();
   private readonly dead = new Map<string, DeadLetter[]>();
+  private readonly deadBytes = new Map<string, number>();
   private readonly listeners = new Set<() => void>();
   private seq = 0;
 
@@ -80,14 +93,52 @@ export class MemoryBroker {
     return count;
   }
 
-  deadLetter(letter: DeadLetter): void {
+  /** Keeps a dead letter, then drops the oldest of its queue beyond `limits`. */
+  deadLetter(letter: DeadLetter, limits: DeadLetterLimits = DEFAULT_DEAD_LETTER_LIMITS): void {
+    const bytes = Buffer.byteLength(letter.raw);
+    const kept =
+      bytes > limits.maxBytes
+        ? { ...letter, raw: "", reason: notKeptReason(letter.reason, bytes, limits.maxBytes) }
+        : letter;
     const list = this.dead.get(letter.queue) ?? [];
-    list.push(letter);
+    list.push(kept);
+    const oldest = Date.now() - limits.maxAge * 1000;
+    let total = (this.deadBytes.get(letter.queue) ?? 0) + Buffer.byteLength(kept.raw);
+    while (
+      list.length > 0 &&
+      (list.length > limits.maxCount || total > limits.maxBytes || list[0]!.rejectedAt < oldest)
+    ) {
+      total -= Buffer.byteLength(list.shift()!.raw);
+    }
+    this.deadBytes.set(letter.queue, total);
     this.dead.set(letter.queue, list);
   }
 
   deadLetters(queue: string): DeadLetter[] {
     return [...(this.dead.get(queue) ?? [])];
+  }
+
+  /** Removes and returns the dead letters of `queue` that `selection` picks, oldest first. */
+  takeDeadLetters(
+    queue: string,
+    { taskId, limit = Infinity }: DeadLetterSelection,
+    replayable = false,
+  ): DeadLetter[] {
+    const taken: DeadLetter[] = [];
+    const kept = (this.dead.get(queue) ?? []).filter((letter) => {
+      const picked =
+        taken.length < limit &&
+        (taskId === undefined || letter.taskId === taskId) &&
+        (!replayable || letter.raw !== "");
+      if (picked) taken.push(letter);
+      return !picked;
+    });
+    this.dead.set(queue, kept);
+    this.deadBytes.set(
+      queue,
+      kept.reduce((sum, l) => sum + Buffer.byteLength(l.raw), 0),
+    );
+    return taken;
   }
 
   subscribe(listener: () => void): () => void {
@@ -96,44 +147,80 @@ export class MemoryBroker {
   }
 }
 
-export interface MemoryTransportOptions {
+export interface MemoryTransportOptions extends DeliveryLimitOptions {
   /** Share one broker between several transports (connections). @default a new broker */
   broker?: MemoryBroker;
 }
 
-const CAPABILITIES: TransportCapabilities = {
-  delayedDelivery: "native",
-  priority: "higher-first",
-  deadLetter: true,
-  redelivery: "on-disconnect",
-};
+/** The in-memory broker's primitives, for the driver kit: a handle is the stored message. Internal (the kit's tests wrap it). */
+export function memoryPrimitives(
+  broker: MemoryBroker,
+  limits: DeadLetterLimits | undefined = DEFAULT_DEAD_LETTER_LIMITS,
+): DriverPrimitives<StoredMessage> {
+  return {
+    open: (queues) => ({
+      async take({ max }) {
+        const now = Date.now();
+        const messages: TakenMessage<StoredMessage>[] = [];
+        for (let message = broker.take(queues, now); message; message = broker.take(queues, now)) {
+          const { queue, raw, redelivered } = message;
+          messages.push({ handle: message, queue, raw, redelivered });
+          if (messages.length >= max) break;
+        }
+        const dueAt = broker.nextDueAt(queues);
+        return dueAt !== undefined && dueAt > now
+          ? { messages, lookAgainIn: (dueAt - now) / 1000 }
+          : { messages };
+      },
+      subscribe: (wake) => broker.subscribe(wake),
+    }),
+    async ack() {},
+    async requeue(message) {
+      broker.requeue({ ...message, redelivered: true });
+    },
+    async deadLetter({ queue, raw }, reason) {
+      if (!limits) return;
+      const taskId = taskIdOf(raw);
+      const letter = { queue, raw, reason, rejectedAt: Date.now() };
+      broker.deadLetter(taskId === undefined ? letter : { ...letter, taskId }, limits);
+    },
+  };
+}
 
-/** An in-process transport for unit tests: the reference behaviour of the conformance suite. */
+/**
+ * An in-process transport for unit tests: the reference behaviour of the conformance suite, and
+ * the smallest driver on the kit (`@celery-ts/core/driver`).
+ */
 export function createMemoryTransport(options: MemoryTransportOptions = {}): Transport {
   const broker = options.broker ?? new MemoryBroker();
-  const unacked = new Map<string, StoredMessage>();
-  const stopConsumers = new Set<() => void>();
-  let closed = false;
-
-  const ensureOpen = (): void => {
-    if (closed) throw new CeleryTsError("CLOSED", "the transport is closed", { pkg: "memory" });
+  const limits = deliveryLimits("memory", options);
+  const kit = createConsumerKit({
+    pkg: "memory",
+    what: "memory transport",
+    primitives: memoryPrimitives(broker, limits.deadLetters),
+    maxMessageBytes: limits.maxMessageBytes,
+  });
+  const capabilities: TransportCapabilities = {
+    delayedDelivery: "native",
+    priority: "higher-first",
+    deadLetter: limits.deadLetters !== undefined,
+    redelivery: "on-disconnect",
+    redeliveryWindow: 0,
   };
 
-  return {
+  const transport: Transport = {
     name: "memory",
-    capabilities: CAPABILITIES,
+    capabilities,
+    broadcast: () => createMemoryBroadcast(broker.exchanges),
     async connect() {
-      ensureOpen();
+      kit.ensureOpen();
     },
     async close() {
-      if (closed) return;
-      closed = true;
-      stopConsumers.forEach((stop) => stop());
-      for (const message of unacked.values()) broker.requeue({ ...message, redelivered: true });
-      unacked.clear();
+      // Forced or not, the broker sees the connection go and puts its messages back at once.
+      await kit.close();
     },
     async publish(message: WireMessage, publish: PublishOptions) {
-      ensureOpen();
+      kit.ensureOpen();
       const priority = publish.priority ?? 0;
       const raw = encodeEnvelope(message, {
         exchange: "",
@@ -143,86 +230,23 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Tra
       });
       broker.push(publish.queue, raw, priority, publish.availableAt ?? 0);
     },
-    consume(queues, onDelivery, options: ConsumeOptions) {
-      const { signal } = options;
-      ensureOpen();
-      return new Promise<void>((resolve) => {
-        let outstanding = 0;
-        let timer: NodeJS.Timeout | undefined;
-        const stop = (): void => {
-          unsubscribe();
-          clearTimeout(timer);
-          stopConsumers.delete(stop);
-          resolve();
-        };
-        const settle = (tag: string): StoredMessage | undefined => {
-          ensureOpen();
-          const message = unacked.get(tag);
-          if (message) {
-            unacked.delete(tag);
-            outstanding--;
-            queueMicrotask(pump);
-          }
-          return message;
-        };
-        const deliver = (stored: StoredMessage): void => {
-          const deliveryTag = randomUUID();
-          unacked.set(deliveryTag, stored);
-          outstanding++;
-          const actions = {
-            queue: stored.queue,
-            deliveryTag,
-            redelivered: stored.redelivered,
-            async ack() {
-              settle(deliveryTag);
-            },
-            async reject({ requeue, reason }: { requeue: boolean; reason?: string }) {
-              const message = settle(deliveryTag);
-              if (!message) return;
-              if (requeue) broker.requeue({ ...message, redelivered: true });
-              else {
-                broker.deadLetter({
-                  queue: message.queue,
-                  raw: message.raw,
-                  reason: reason ?? "rejected",
-                  rejectedAt: Date.now(),
-                });
-              }
-            },
-          };
-          let delivery: Delivery;
-          try {
-            delivery = { ...actions, message: decodeEnvelope(stored.raw).message };
-          } catch (error) {
-            delivery = { ...actions, error: error as CeleryTsError, raw: stored.raw };
-          }
-          onDelivery(delivery);
-        };
-        const pump = (): void => {
-          if (signal.aborted || closed) return;
-          const now = Date.now();
-          while (outstanding < options.prefetch) {
-            const message = broker.take(queues, now);
-            if (!message) break;
-            deliver(message);
-          }
-          clearTimeout(timer);
-          const dueAt = broker.nextDueAt(queues);
-          if (dueAt !== undefined && dueAt > now) timer = setTimeout(pump, dueAt - now);
-        };
-        const unsubscribe = broker.subscribe(pump);
-        stopConsumers.add(stop);
-        if (signal.aborted) return stop();
-        signal.addEventListener("abort", stop, { once: true });
-        pump();
-      });
-    },
+    consume: kit.consume,
     async purge(queue) {
-      ensureOpen();
+      kit.ensureOpen();
       return broker.purge(queue);
     },
-    async deadLetters(queue, { limit = Infinity } = {}) {
-      return broker.deadLetters(queue).slice(0, limit);
-    },
   };
+  return withDeadLetters(
+    transport,
+    kit.ensureOpen,
+    limits.deadLetters && {
+      list: async (queue, limit) => broker.deadLetters(queue).slice(0, limit ?? Infinity),
+      async replay(queue, selection) {
+        const letters = broker.takeDeadLetters(queue, selection, true);
+        for (const letter of letters) broker.push(queue, letter.raw);
+        return letters.length;
+      },
+      purge: async (queue, selection) => broker.takeDeadLetters(queue, selection).length,
+    },
+  );
 }

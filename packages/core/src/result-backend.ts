@@ -1,4 +1,6 @@
+import { CELERY_EXCEPTION_MODULES, exceptionArgs } from "./celery-exceptions.ts";
 import { TaskFailedError } from "./errors.ts";
+import type { ChordCounter, GroupStore } from "./canvas/chord-counter.ts";
 import type { TaskState } from "./states.ts";
 
 /** Celery's serialized exception, as stored in a FAILURE or RETRY result. */
@@ -22,8 +24,11 @@ export interface ResultMeta {
 }
 
 export interface StoreOptions {
-  /** Forget the result after this long. @default the backend's own expiry (one day) */
-  expiresInMs?: number;
+  /**
+   * Seconds after which the result is forgotten, as Celery's `result_expires`.
+   * @default the backend's own expiry (one day)
+   */
+  expires?: number;
   /** The task message's `reply_to`: where Celery's rpc:// backend sends the result. */
   replyTo?: string;
   /** The task message's `correlation_id`, which an rpc:// reply carries. */
@@ -31,8 +36,8 @@ export interface StoreOptions {
 }
 
 export interface WaitOptions {
-  /** Reject with a `TIMEOUT` error after this long. */
-  timeoutMs: number;
+  /** Seconds after which to reject with a `TIMEOUT` error (0 or more), as Celery's `get(timeout=)`. */
+  timeout: number;
   signal?: AbortSignal;
 }
 
@@ -53,6 +58,15 @@ export interface ResultBackend {
    * its name, which a client sends as `reply_to`. Backends that store results leave it out.
    */
   replyTo?(): Promise<string>;
+  /**
+   * A native chord counter (Redis in Celery's layout, SQLite, memory). Without one, chords fall
+   * back to Celery's polling `celery.chord_unlock` task; rpc:// refuses chords, as Celery does.
+   */
+  readonly chords?: ChordCounter;
+  /** Saving and restoring group results (`GroupResult.save()`), where the backend can. */
+  readonly groups?: GroupStore;
+  /** Set by backends that cannot run chords at all (rpc://): the reason, shown to the user. */
+  readonly noChords?: string;
 }
 
 /** `date_done` as Celery writes it: `datetime.utcnow().isoformat()`. */
@@ -61,7 +75,8 @@ export function celeryNow(date = new Date()): string {
 }
 
 // Errors named like Python's built-in exceptions are stored as those, so that a Python client's
-// `except ValueError` catches them; other names become a class Python makes up on the spot.
+// `except ValueError` catches them; errors named like Celery's own exceptions (TimeLimitExceeded,
+// NotRegistered, ...) with Celery's module; other names become a class Python makes up on the spot.
 const PYTHON_BUILTIN_EXCEPTIONS = new Set([
   "ArithmeticError",
   "AssertionError",
@@ -94,8 +109,14 @@ export function exceptionInfo(error: unknown): ExceptionInfo {
   }
   if (error instanceof Error) {
     const excType = error.name || "Error";
-    const excModule = PYTHON_BUILTIN_EXCEPTIONS.has(excType) ? "builtins" : null;
-    return { exc_type: excType, exc_message: [error.message], exc_module: excModule };
+    const excModule = PYTHON_BUILTIN_EXCEPTIONS.has(excType)
+      ? "builtins"
+      : (CELERY_EXCEPTION_MODULES[excType] ?? null);
+    return {
+      exc_type: excType,
+      exc_message: exceptionArgs(error) ?? [error.message],
+      exc_module: excModule,
+    };
   }
   return { exc_type: "Error", exc_message: [String(error)], exc_module: null };
 }
@@ -107,8 +128,18 @@ export function failureFromMeta(meta: ResultMeta): TaskFailedError {
   return new TaskFailedError({
     taskId: meta.task_id,
     excType: typeof info.exc_type === "string" ? info.exc_type : meta.status,
-    excMessage: args.length === 1 && typeof args[0] === "string" ? args[0] : JSON.stringify(args),
+    excMessage: pythonStr(args),
     excModule: typeof info.exc_module === "string" ? info.exc_module : null,
     traceback: meta.traceback,
   });
+}
+
+/** Roughly Python's `str(exc)`: "" for no arguments, the one argument itself, else the list. */
+function pythonStr(args: unknown[]): string {
+  if (args.length === 0) return "";
+  const [first] = args;
+  if (args.length === 1 && (typeof first !== "object" || first === null)) return String(first);
+  return JSON.stringify(args, (_key, value: unknown) =>
+    typeof value === "bigint" ? value.toString() : value,
+  );
 }

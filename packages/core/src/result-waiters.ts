@@ -1,7 +1,20 @@
+import { toMs } from "./driver/durations.ts";
+import { CeleryTsError } from "./errors.ts";
 import type { ResultMeta, WaitOptions } from "./result-backend.ts";
 
+/** The longest timer Node runs (about 24.8 days), in seconds: a longer timeout waits this long. */
+const MAX_TIMEOUT_SECONDS = 2_147_483.647;
+
+/** A backend's `waitFor()` timeout: the retryable `TIMEOUT` error every backend rejects with. */
+export function resultTimeoutError(pkg: string, taskId: string, timeout: number, detail = ""): CeleryTsError {
+  return new CeleryTsError("TIMEOUT", `no result for task ${taskId} within ${timeout} s${detail}`, {
+    pkg,
+    retryable: true,
+  });
+}
+
 export interface WaitRequest extends WaitOptions {
-  /** What a waiter rejects with once `timeoutMs` has passed. */
+  /** What a waiter rejects with once `timeout` has passed. */
   timeoutError: () => unknown;
 }
 
@@ -34,7 +47,7 @@ export interface ResultWaitersOptions {
 export function createResultWaiters(options: ResultWaitersOptions = {}): ResultWaiters {
   const waiters = new Map<string, Set<Waiter>>();
   return {
-    wait(key, { timeoutMs, signal, timeoutError }) {
+    wait(key, { timeout, signal, timeoutError }) {
       return new Promise<ResultMeta>((resolve, reject) => {
         const set = waiters.get(key) ?? new Set<Waiter>();
         waiters.set(key, set);
@@ -52,7 +65,10 @@ export function createResultWaiters(options: ResultWaitersOptions = {}): ResultW
           };
         const waiter: Waiter = { resolve: settled(resolve), reject: settled(reject) };
         const onAbort = (): void => waiter.reject(signal?.reason);
-        const timer = setTimeout(() => waiter.reject(timeoutError()), timeoutMs);
+        const timer = setTimeout(
+          () => waiter.reject(timeoutError()),
+          toMs(Math.min(Math.max(0, timeout), MAX_TIMEOUT_SECONDS)),
+        );
         set.add(waiter);
         if (signal?.aborted) onAbort();
         else signal?.addEventListener("abort", onAbort, { once: true });

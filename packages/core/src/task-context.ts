@@ -12,6 +12,12 @@ export interface TaskContext {
   readonly kwargs: Readonly<Record<string, unknown>>;
   readonly rootId: string | null;
   readonly parentId: string | null;
+  /**
+   * The message's headers as sent, custom ones included (a Python client's
+   * `apply_async(headers=...)`, read there as `self.request.<name>`); integers beyond 2^53 are
+   * bigints, exactly.
+   */
+  readonly headers: Readonly<Record<string, unknown>>;
   readonly queue: string;
   /** Aborts at the soft time limit, and when the worker is shut down past its grace period. */
   readonly signal: AbortSignal;

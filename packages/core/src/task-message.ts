@@ -10,7 +10,8 @@ export interface Signature {
   args: unknown[];
   kwargs: Record<string, unknown>;
   options: Record<string, unknown>;
-  subtask_type: "chain" | "group" | "chord" | null;
+  /** null for a task; "chain", "group", "chord", "chunks", "xmap", "xstarmap" for canvas types. */
+  subtask_type: string | null;
   immutable: boolean;
   chord_size: number | null;
   [extra: string]: unknown;

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { TaskFailedError, exceptionInfo, failureFromMeta } from "../src/index.ts";
+import {
+  RetryTask,
+  TaskFailedError,
+  exceptionInfo,
+  failureFromMeta,
+  notRegisteredError,
+  withExceptionArgs,
+} from "../src/index.ts";
 
 describe("exceptionInfo", () => {
   it("stores errors named like Python built-ins as those, so `except ValueError` catches them", () => {
@@ -21,6 +28,42 @@ describe("exceptionInfo", () => {
       exc_message: ["thrown string"],
       exc_module: null,
     });
+  });
+
+  it("stores Celery's own exceptions with Celery's module and arguments", () => {
+    const limit = withExceptionArgs(
+      Object.assign(new Error("past 300 s"), { name: "TimeLimitExceeded" }),
+      [300],
+    );
+    expect(exceptionInfo(limit)).toEqual({
+      exc_type: "TimeLimitExceeded",
+      exc_message: [300],
+      exc_module: "billiard.exceptions",
+    });
+    expect(exceptionInfo(notRegisteredError("tasks.x"))).toEqual({
+      exc_type: "NotRegistered",
+      exc_message: ["tasks.x"],
+      exc_module: "celery.exceptions",
+    });
+    expect(exceptionInfo(new RetryTask()).exc_module).toBe("celery.exceptions");
+  });
+
+  it("reads a failure's message as Python's str(exc) does", () => {
+    const read = (exc_message: unknown[]) =>
+      failureFromMeta({
+        status: "FAILURE",
+        result: { exc_type: "TimeLimitExceeded", exc_message, exc_module: "billiard.exceptions" },
+        traceback: null,
+        children: [],
+        date_done: null,
+        task_id: "t1",
+      }).excMessage;
+    expect([read([300]), read([]), read(["a"]), read(["a", 1])]).toEqual([
+      "300",
+      "",
+      "a",
+      '["a",1]',
+    ]);
   });
 
   it("round-trips a failure read from another worker", () => {

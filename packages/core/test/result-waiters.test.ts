@@ -14,7 +14,7 @@ describe("createResultWaiters", () => {
   it("resolves every waiter of a key with its own copy, then forgets the key", async () => {
     const idle: string[] = [];
     const waiters = createResultWaiters({ onIdle: (key) => idle.push(key) });
-    const request = { timeoutMs: 5_000, timeoutError: () => new Error("timeout") };
+    const request = { timeout: 5, timeoutError: () => new Error("timeout") };
     const both = Promise.all([waiters.wait("a", request), waiters.wait("a", request)]);
     expect(waiters.keys()).toEqual(["a"]);
     waiters.resolve("a", () => meta({ n: 1 }));
@@ -27,11 +27,11 @@ describe("createResultWaiters", () => {
 
   it("rejects with the caller's timeout error, or the signal's reason", async () => {
     const waiters = createResultWaiters();
-    const timedOut = waiters.wait("a", { timeoutMs: 10, timeoutError: () => new Error("late") });
+    const timedOut = waiters.wait("a", { timeout: 0.01, timeoutError: () => new Error("late") });
     await expect(timedOut).rejects.toThrow("late");
     const controller = new AbortController();
     const aborted = waiters.wait("b", {
-      timeoutMs: 5_000,
+      timeout: 5,
       signal: controller.signal,
       timeoutError: () => new Error("late"),
     });
@@ -42,7 +42,7 @@ describe("createResultWaiters", () => {
 
   it("rejects every waiter at once, e.g. on close", async () => {
     const waiters = createResultWaiters();
-    const request = { timeoutMs: 5_000, timeoutError: () => new Error("late") };
+    const request = { timeout: 5, timeoutError: () => new Error("late") };
     const pending = [waiters.wait("a", request), waiters.wait("b", request)];
     waiters.rejectAll(new Error("closed"));
     for (const waiting of pending) await expect(waiting).rejects.toThrow("closed");

@@ -1,12 +1,9 @@
 import { backendConformance, transportConformance } from "@celery-ts/testing";
-import { afterAll, vi } from "vitest";
+import { afterAll } from "vitest";
 import { createRedisBackend, createRedisTransport } from "../src/index.ts";
 import { deletePrefix, rawClient, REDIS_URL, uniquePrefix } from "./support/redis.ts";
 
-// The suite waits up to the visibility timeout plus 5 s for a dead consumer's messages.
-vi.setConfig({ testTimeout: 15_000 });
-
-const VISIBILITY_MS = 1_000;
+const VISIBILITY_TIMEOUT = 1; // seconds
 // kombu's unacked hash and index have fixed names: a prefix of our own (kombu's
 // global_keyprefix) keeps this file's short visibility timeout away from everyone else's messages.
 const keyPrefix = uniquePrefix("conformance");
@@ -17,13 +14,27 @@ afterAll(async () => {
 });
 
 transportConformance("redis", {
-  create: () =>
-    createRedisTransport({ connection: REDIS_URL, keyPrefix, visibilityTimeoutMs: VISIBILITY_MS }),
+  create: (options) =>
+    createRedisTransport({
+      ...options,
+      connection: REDIS_URL,
+      keyPrefix,
+      visibilityTimeout: VISIBILITY_TIMEOUT,
+    }),
+  // Client-tracking wake-ups alone: a lost wake-up would wait a minute for the poll.
+  createWakeOnly: () =>
+    createRedisTransport({
+      connection: REDIS_URL,
+      keyPrefix,
+      visibilityTimeout: VISIBILITY_TIMEOUT,
+      pollInterval: 60,
+    }),
   async injectRaw(queue, text) {
     await raw.lpush(`${keyPrefix}${queue}`, text);
   },
-  // The timeout, plus one restore interval (a quarter of it), plus a wake-up.
-  redeliveryWithinMs: VISIBILITY_MS * 1.25 + 100,
+  // A port nothing listens on: calls fail once the offline timeout passes.
+  createUnreachable: () =>
+    createRedisTransport({ connection: "redis://127.0.0.1:1", offlineTimeout: 0.5 }),
 });
 
 backendConformance("redis", {

@@ -151,8 +151,8 @@ describe("a server that is not there", () => {
   it("fails connect(), publish() and store() with a retryable CONNECTION error, within the offline timeout", async () => {
     const port = await deadPort();
     const url = `redis://127.0.0.1:${port}/0`;
-    const transport = createRedisTransport({ connection: url, offlineTimeoutMs: 300 });
-    const backend = createRedisBackend({ connection: url, offlineTimeoutMs: 300 });
+    const transport = createRedisTransport({ connection: url, offlineTimeout: 0.3 });
+    const backend = createRedisBackend({ connection: url, offlineTimeout: 0.3 });
     const started = Date.now();
     const errors = await Promise.all([
       transport.connect().catch((e: unknown) => e),
@@ -202,7 +202,7 @@ describe("a server that is not there", () => {
         signal: new AbortController().signal,
       }),
       backend.get("t"),
-      backend.waitFor("t", { timeoutMs: 100 }),
+      backend.waitFor("t", { timeout: 0.1 }),
       backend.forget("t"),
     ];
     for (const attempt of attempts) {

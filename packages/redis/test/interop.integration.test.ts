@@ -20,11 +20,19 @@ import {
 } from "@celery-ts/client";
 import { createWorker, type Worker } from "@celery-ts/worker";
 import { interopTasks } from "./fixtures/interop-tasks.ts";
+import { REDIS_URL } from "./support/redis.ts";
 
-// A database of its own: Python's delay() goes to the default "celery" queue, and kombu's
-// unacked hash has a fixed name; both sides use kombu's default visibility timeout (one hour).
-const URL = "redis://127.0.0.1:6379/12";
-const config = { brokerUrl: URL, resultBackend: URL };
+// The run's database (CELERY_TS_REDIS_URL). Python's delay() goes to its default queue, which
+// here has a name of its own (CELERY_TASK_DEFAULT_QUEUE): the python-interop example, in the same
+// database, uses "celery". kombu's unacked hash has a fixed name, and both sides use kombu's
+// default visibility timeout (one hour), so nothing is restored behind another test.
+const URL = REDIS_URL;
+const DEFAULT_QUEUE = `interop-default-${randomUUID()}`;
+const config = {
+  brokerUrl: URL,
+  resultBackend: URL,
+  env: { CELERY_TASK_DEFAULT_QUEUE: DEFAULT_QUEUE },
+};
 const SEP = "\x06\x16";
 const raw = new Redis(URL);
 const dir = mkdtempSync(join(tmpdir(), "celery-ts-interop-"));
@@ -151,9 +159,9 @@ describe("a celery-ts client and a Python Celery worker", () => {
 describe("a Python Celery client and a celery-ts worker", () => {
   it("runs delay() and apply_async(); Python's get() returns the TypeScript result or raises its failure", async () => {
     const queue = newQueue("ts-worker");
-    // delay() goes to Celery's default queue: this worker reads it too, in this test's database.
-    await raw.del("celery", `celery${SEP}3`, `celery${SEP}6`, `celery${SEP}9`);
-    const worker = tsWorker(["celery", queue]);
+    // delay() goes to Python's default queue (DEFAULT_QUEUE): this worker reads it too.
+    queues.push(DEFAULT_QUEUE);
+    const worker = tsWorker([DEFAULT_QUEUE, queue]);
     await worker.start();
     try {
       expect(

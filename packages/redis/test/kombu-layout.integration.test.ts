@@ -12,7 +12,7 @@ import {
   type ResultMeta,
   type Transport,
 } from "@celery-ts/core";
-import { PYTHON } from "@celery-ts/testing";
+import { absenceMs, PYTHON, waitAbsenceWindow } from "@celery-ts/testing";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import {
   createRedisBackend,
@@ -224,7 +224,7 @@ describe("the broker's keys, as kombu lays them out", () => {
   });
 
   it("keeps dead letters, with the reason and the time, in _celery-ts.dead.<queue>", async () => {
-    const transport = connect({ maxDeadLetters: 2 });
+    const transport = connect({ deadLetters: { maxCount: 2 } });
     const queue = `layout-${randomUUID()}`;
     for (let i = 0; i < 3; i++) await transport.publish(message(i), { queue });
     // LPUSH: the newest first.
@@ -237,17 +237,23 @@ describe("the broker's keys, as kombu lays them out", () => {
     const entries = (await raw.lrange(`${prefix}_celery-ts.dead.${queue}`, 0, -1)).map(
       (entry) => JSON.parse(entry) as Record<string, unknown>,
     );
-    // The oldest went beyond maxDeadLetters.
+    // The oldest went beyond deadLetters.maxCount.
     expect(entries.map((entry) => entry.reason)).toEqual(["reason 1", "reason 2"]);
+    const taskId = (JSON.parse(raws[1]!) as { headers: { id: string } }).headers.id;
     expect(entries[0]).toEqual({
       queue,
       reason: "reason 1",
       rejected_at: expect.any(Number),
+      task_id: taskId,
       raw: raws[1],
     });
+    // Their bytes, counted beside them to bound them.
+    const bytes = Number(await raw.get(`${prefix}_celery-ts.dead-bytes.${queue}`));
+    const stored = await raw.lrange(`${prefix}_celery-ts.dead.${queue}`, 0, -1);
+    expect(bytes).toBe(stored.reduce((sum, entry) => sum + Buffer.byteLength(entry), 0));
     const dead = await transport.deadLetters?.(queue, { limit: 1 });
     expect(dead).toEqual([
-      { queue, reason: "reason 1", rejectedAt: entries[0]!.rejected_at, raw: raws[1] },
+      { queue, reason: "reason 1", rejectedAt: entries[0]!.rejected_at, raw: raws[1], taskId },
     ]);
   });
 });
@@ -309,7 +315,7 @@ describe("unacked messages, between kombu and this transport", () => {
   it("restores what a kombu consumer that died recorded, routing through the binding table", async () => {
     const queue = `layout-${randomUUID()}`;
     const visibilityTimeoutMs = 500;
-    const transport = connect({ visibilityTimeoutMs });
+    const transport = connect({ visibilityTimeout: visibilityTimeoutMs / 1000 });
     // Declares the queue in _kombu.binding.<queue>, which the kombu producer routes through.
     const consumer = collect(transport, [queue]);
     await until(
@@ -348,19 +354,21 @@ describe("unacked messages, between kombu and this transport", () => {
 
   it("does not restore the messages it still holds, however long it holds them (it renews them)", async () => {
     const queue = `layout-${randomUUID()}`;
-    const visibilityTimeoutMs = 300;
-    const [holder, rival] = [connect({ visibilityTimeoutMs }), connect({ visibilityTimeoutMs })];
+    // Renewed every third of it: 2 s leaves a loaded machine's timers most of a second of slack.
+    const visibilityTimeout = 2;
+    const [holder, rival] = [connect({ visibilityTimeout }), connect({ visibilityTimeout })];
     await holder.publish(message(), { queue });
     const held = collect(holder, [queue]);
     await until(() => held.received.length === 1);
     const waiting = collect(rival, [queue]);
-    await sleep(5 * visibilityTimeoutMs);
+    // Held through two declared windows (each longer than the visibility timeout): never restored.
+    await sleep(2 * absenceMs(rival));
     expect(waiting.received).toHaveLength(0);
     await held.received[0]?.ack();
-    await sleep(2 * visibilityTimeoutMs);
+    await waitAbsenceWindow(rival); // a declared window: acked, it never comes back
     expect(waiting.received).toHaveLength(0);
     await Promise.all([held.stop(), waiting.stop()]);
-  });
+  }, 60_000);
 });
 
 describe("the result backend's keys, as Celery lays them out", () => {
@@ -391,9 +399,9 @@ describe("the result backend's keys, as Celery lays them out", () => {
     },
   );
 
-  it("keeps a result stored with expiresInMs: 0 (Celery's result_expires=None)", async () => {
+  it("keeps a result stored with expires: 0 (Celery's result_expires=None)", async () => {
     const taskId = randomUUID();
-    const forever = createRedisBackend({ connection: REDIS_URL, expiresInMs: 0 });
+    const forever = createRedisBackend({ connection: REDIS_URL, expires: 0 });
     await forever.store(taskId, {
       status: "SUCCESS",
       result: 1,
@@ -412,12 +420,16 @@ describe("the result backend's keys, as Celery lays them out", () => {
     const taskId = randomUUID();
     const text = encodeJson({ ...meta, task_id: taskId });
     const key = `celery-task-meta-${taskId}`;
-    const waiting = backend.waitFor(taskId, { timeoutMs: 5_000 });
-    await sleep(100);
-    const started = Date.now();
+    const waiting = backend.waitFor(taskId, { timeout: 10 });
+    // Subscribed (the waiter reads the key once on subscribing, before it is written): from here
+    // only the PUBLISH can wake it, as nothing polls; unheard, it would time out.
+    await until(
+      async () => ((await raw.pubsub("NUMSUB", key)) as [string, number])[1] >= 1,
+      10_000,
+      "the waiter's subscription",
+    );
     await raw.multi().setex(key, 86_400, text).publish(key, text).exec();
     expect((await waiting).result).toBe(5);
-    expect(Date.now() - started).toBeLessThan(100);
     await raw.del(key);
   });
 });

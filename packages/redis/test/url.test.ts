@@ -81,11 +81,11 @@ describe("redis:// URLs", () => {
     ).toEqual({
       redis: { host: "h", port: 6379, db: 1, connectTimeout: 2_500, commandTimeout: 10_000 },
       target: "h:6379/1",
-      visibilityTimeoutMs: 43_200_000,
+      visibilityTimeout: 43_200,
       keyPrefix: "app1:",
-      expiresInMs: 3_600_000,
+      expires: 3600,
     });
-    expect(parseRedisUrl("redis://h/1?result_expires=0").expiresInMs).toBe(0);
+    expect(parseRedisUrl("redis://h/1?result_expires=0").expires).toBe(0);
   });
 });
 
@@ -179,19 +179,20 @@ describe("core's URL resolution", () => {
         priority: "lower-first",
         deadLetter: true,
         redelivery: "after-lease",
+        redeliveryWindow: 8,
       });
       await Promise.all([transport.close(), backend.close()]);
     }
   });
 
   it("rejects bad options with CONFIG errors", () => {
-    expect(() => driver.createRedisTransport({ visibilityTimeoutMs: 0 })).toThrow(
-      /visibilityTimeoutMs/,
+    expect(() => driver.createRedisTransport({ visibilityTimeout: 0 })).toThrow(
+      /visibilityTimeout must be a number of seconds/,
     );
     expect(() => driver.createRedisTransport({ prioritySteps: [3, 6] })).toThrow(/prioritySteps/);
     expect(() => driver.createRedisTransport({ connection: { keyPrefix: "x:" } })).toThrow(
       /keyPrefix option of celery-ts/,
     );
-    expect(() => driver.createRedisBackend({ expiresInMs: -1 })).toThrow(/expiresInMs/);
+    expect(() => driver.createRedisBackend({ expires: -1 })).toThrow(/expires/);
   });
 });

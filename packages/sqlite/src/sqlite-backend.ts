@@ -1,20 +1,16 @@
 import {
-  CeleryTsError,
-  createResultWaiters,
-  decodeJson,
   encodeJson,
-  isCeleryTsError,
   isReadyState,
   type ResultBackend,
   type ResultMeta,
   type StoreOptions,
-  type WaitOptions,
 } from "@celery-ts/core";
+import { durationOption, toMs } from "@celery-ts/core/driver";
 import type Database from "better-sqlite3";
-import { notifyChange, subscribeToChanges } from "./internal/change-feed.ts";
+import { sqliteChords } from "./internal/chords.ts";
 import { createConnection } from "./internal/connection.ts";
 import { closedError, PKG } from "./internal/errors.ts";
-import { durationOption } from "./internal/options.ts";
+import { decodeRow, ResultPoller, type ResultRow } from "./internal/result-poller.ts";
 
 export interface SqliteBackendOptions {
   /**
@@ -22,14 +18,17 @@ export interface SqliteBackendOptions {
    * directory unless absolute. It may be the broker's file.
    */
   path: string;
-  /** Results are forgotten after this long, unless `store()` says otherwise. @default 86_400_000 */
-  expiresInMs?: number;
   /**
-   * How often pending `waitFor()` calls look for results stored by other processes (one query for
-   * all of them). A store from this process wakes them at once.
-   * @default 50
+   * Seconds after which results are forgotten, unless `store()` says otherwise (Celery's
+   * `result_expires`). @default 86400 (one day)
    */
-  pollIntervalMs?: number;
+  expires?: number;
+  /**
+   * Seconds between looks for results stored by other processes by pending `waitFor()` calls
+   * (one query for all of them). A store from this process wakes them at once.
+   * @default 0.05
+   */
+  pollInterval?: number;
 }
 
 // `ready` repeats isReadyState(meta.status), so waiters can filter in SQL without parsing meta.
@@ -46,10 +45,7 @@ CREATE INDEX IF NOT EXISTS celery_ts_results_expiry ON celery_ts_results (expire
 /** Expired rows are deleted at most this often, on a store. */
 const SWEEP_INTERVAL_MS = 60_000;
 
-interface Row {
-  task_id: string;
-  meta: string;
-}
+type Row = ResultRow;
 
 function prepare(db: Database.Database) {
   return {
@@ -74,105 +70,72 @@ function prepare(db: Database.Database) {
   };
 }
 
+const expiryOption = (value: number | undefined, fallback: number): number =>
+  durationOption(PKG, "expires", value, fallback);
+
 /** Results in a SQLite file, readable by every process that opens it. */
 export function createSqliteBackend(options: SqliteBackendOptions): ResultBackend {
-  const defaultExpiry = durationOption("expiresInMs", options.expiresInMs, 86_400_000);
-  const pollIntervalMs = durationOption("pollIntervalMs", options.pollIntervalMs, 50);
+  const defaultExpiry = expiryOption(options.expires, 86_400);
   const connection = createConnection({
     path: options.path,
     what: "result backend",
     schema: SCHEMA,
     prepare,
   });
-  /** Pending waitFor() calls by task id: one poll serves them all. */
-  const waiters = createResultWaiters();
-  let pollTimer: NodeJS.Timeout | undefined;
-  let unsubscribe: (() => void) | undefined;
+  const {
+    chords,
+    groups,
+    connection: chordConnection,
+  } = sqliteChords(options.path, toMs(defaultExpiry));
+  const readyAmong = (taskIds: string[]): Row[] =>
+    connection.use((s) => s.readyAmong.all(JSON.stringify(taskIds), Date.now()));
+  const poller = new ResultPoller({
+    path: connection.path,
+    pollIntervalMs: toMs(durationOption(PKG, "pollInterval", options.pollInterval, 0.05)),
+    readyAmong,
+  });
   let nextSweepAt = 0;
-
-  const decode = (row: Row): ResultMeta => decodeJson(row.meta) as ResultMeta;
-
-  const readyMeta = (taskId: string): ResultMeta | undefined => {
-    const row = connection.use((s) => s.readyAmong.get(JSON.stringify([taskId]), Date.now()));
-    return row && decode(row);
-  };
-
-  const stopPolling = (): void => {
-    clearTimeout(pollTimer);
-    pollTimer = undefined;
-    unsubscribe?.();
-    unsubscribe = undefined;
-  };
-
-  const poll = (): void => {
-    clearTimeout(pollTimer);
-    pollTimer = undefined;
-    if (waiters.keys().length === 0) return stopPolling();
-    try {
-      const rows = connection.use((s) =>
-        s.readyAmong.all(JSON.stringify(waiters.keys()), Date.now()),
-      );
-      for (const row of rows) waiters.resolve(row.task_id, () => decode(row));
-    } catch (error) {
-      if (!isCeleryTsError(error) || !error.retryable) waiters.rejectAll(error);
-    }
-    if (waiters.keys().length === 0) return stopPolling();
-    pollTimer = setTimeout(poll, pollIntervalMs);
-  };
-
-  const startPolling = (): void => {
-    unsubscribe ??= subscribeToChanges(connection.path, poll);
-    pollTimer ??= setTimeout(poll, pollIntervalMs);
-  };
 
   return {
     name: "sqlite",
+    chords,
+    groups,
     async connect() {
       connection.use(() => undefined);
     },
     async close() {
       if (connection.closed) return;
-      stopPolling();
       connection.close();
-      waiters.rejectAll(closedError("result backend"));
+      chordConnection.close();
+      poller.close(closedError("result backend"));
     },
     async store(taskId: string, meta: ResultMeta, store: StoreOptions = {}) {
-      const expiresInMs = durationOption("expiresInMs", store.expiresInMs, defaultExpiry);
+      const expiresAt = Date.now() + toMs(expiryOption(store.expires, defaultExpiry));
       const encoded = encodeJson(meta);
       const now = Date.now();
-      connection.use((s) => {
-        s.upsert.run(taskId, encoded, isReadyState(meta.status) ? 1 : 0, now + expiresInMs);
-        if (now >= nextSweepAt) {
-          s.sweep.run(now);
-          nextSweepAt = now + SWEEP_INTERVAL_MS;
-        }
-      });
-      notifyChange(connection.path);
+      const sweep = now >= nextSweepAt;
+      if (sweep) nextSweepAt = now + SWEEP_INTERVAL_MS;
+      // In the file's group commit: the results and acks of one event-loop turn share one write.
+      await connection.write(
+        (s) => {
+          s.upsert.run(taskId, encoded, isReadyState(meta.status) ? 1 : 0, expiresAt);
+          if (sweep) s.sweep.run(now);
+        },
+        { notify: "results" },
+      );
     },
     async get(taskId) {
       return connection.use((s) => {
         const row = s.get.get(taskId);
         if (!row) return undefined;
         const now = Date.now();
-        if (row.expires_at > now) return decode(row);
+        if (row.expires_at > now) return decodeRow(row);
         s.forgetExpired.run(taskId, now);
         return undefined;
       });
     },
-    async waitFor(taskId: string, options: WaitOptions) {
-      const ready = readyMeta(taskId);
-      if (ready) return ready;
-      const waiting = waiters.wait(taskId, {
-        ...options,
-        timeoutError: () =>
-          new CeleryTsError(
-            "TIMEOUT",
-            `no result for task ${taskId} within ${options.timeoutMs} ms`,
-            { pkg: PKG, retryable: true },
-          ),
-      });
-      startPolling();
-      return waiting;
+    async waitFor(taskId, waitOptions) {
+      return poller.wait(taskId, waitOptions);
     },
     async forget(taskId) {
       connection.use((s) => s.forget.run(taskId));

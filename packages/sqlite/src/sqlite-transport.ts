@@ -1,188 +1,146 @@
 import { randomUUID } from "node:crypto";
 import {
-  decodeEnvelope,
   encodeEnvelope,
-  isCeleryTsError,
   silentLogger,
-  type CeleryTsError,
-  type ConsumeOptions,
-  type DeadLetter,
-  type Delivery,
   type Logger,
   type PublishOptions,
   type Transport,
   type TransportCapabilities,
   type WireMessage,
 } from "@celery-ts/core";
-import type Database from "better-sqlite3";
+import {
+  deadLetterCountLimit,
+  createConsumerKit,
+  durationOption,
+  toMs,
+  deliveryLimits,
+  oversizeReason,
+  TrimSchedule,
+  type DeliveryLimitOptions,
+  type DeliveryLimits,
+  type DriverPrimitives,
+  type MessageSource,
+} from "@celery-ts/core/driver";
+import { createSqliteBroadcast } from "./fanout.ts";
 import { notifyChange, subscribeToChanges } from "./internal/change-feed.ts";
-import { createConnection } from "./internal/connection.ts";
-import { durationOption } from "./internal/options.ts";
+import { createConnection, type Connection } from "./internal/connection.ts";
+import {
+  killRow,
+  listDeadLetters,
+  purgeDeadLetters,
+  replayDeadLetters,
+} from "./internal/dead-letters.ts";
+import { PKG } from "./internal/errors.ts";
+import {
+  asJson,
+  dueMessages,
+  prepare,
+  SCHEMA,
+  type ClaimRequest,
+  type Reserved,
+} from "./internal/statements.ts";
 
-export interface SqliteTransportOptions {
+export interface SqliteTransportOptions extends DeliveryLimitOptions {
   /**
    * The database file, created if missing (its directory must exist). Relative to the working
    * directory unless absolute. Every process that shares the file shares the queues.
    */
   path: string;
   /**
-   * How long a delivered message stays reserved for its consumer. The lease is renewed while the
-   * message is outstanding, so this is how long the messages of a crashed process wait before
-   * they are redelivered, not a limit on how long a task may run.
-   * @default 30_000
+   * Seconds a delivered message stays reserved for its consumer (its lease). The lease is
+   * renewed every third of it while the message is outstanding, so this is how long the messages
+   * of a crashed process wait before they are redelivered, not a limit on how long a task may run.
+   * A process whose event loop is blocked for longer than this cannot renew: raise it for such
+   * tasks.
+   * @default 8 (a dead worker's messages are back within 10 s)
    */
-  leaseMs?: number;
+  visibilityTimeout?: number;
   /**
-   * How often a consumer with room for more messages looks for them: messages from other
+   * Seconds between looks for messages by a consumer with room for more: messages from other
    * processes when file watching is unavailable, delayed messages that came due, expired leases.
    * A publish from this process wakes it at once.
-   * @default 50
+   * @default 0.05
    */
-  pollIntervalMs?: number;
+  pollInterval?: number;
   /** Where errors the transport recovers from are reported. @default silentLogger */
   logger?: Logger;
 }
 
-const CAPABILITIES: TransportCapabilities = {
-  delayedDelivery: "native",
-  priority: "higher-first",
-  deadLetter: true,
-  redelivery: "after-lease",
-};
+type Statements = ReturnType<typeof prepare>;
+/** A delivery's row: its id, and the tag that says the lease is still this delivery's. */
+type Handle = { id: number; tag: string };
 
-// Table and index names carry our prefix so the queue can share a file with an application's
-// own tables. `payload` is the kombu envelope, readable by Python tooling.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS celery_ts_messages (
-  id INTEGER PRIMARY KEY,
-  queue TEXT NOT NULL,
-  priority INTEGER NOT NULL DEFAULT 0,
-  available_at INTEGER NOT NULL DEFAULT 0,
-  state TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'reserved', 'dead')),
-  lease_until INTEGER,
-  delivery_tag TEXT,
-  delivered INTEGER NOT NULL DEFAULT 0,
-  payload TEXT NOT NULL,
-  dead_reason TEXT,
-  dead_at INTEGER
-);
-CREATE INDEX IF NOT EXISTS celery_ts_messages_ready
-  ON celery_ts_messages (queue, priority DESC, id, available_at) WHERE state = 'ready';
-CREATE INDEX IF NOT EXISTS celery_ts_messages_leased
-  ON celery_ts_messages (lease_until) WHERE state = 'reserved';
-CREATE INDEX IF NOT EXISTS celery_ts_messages_dead
-  ON celery_ts_messages (queue, dead_at) WHERE state = 'dead';
-`;
-
-interface Candidate {
-  id: number;
-  priority: number;
-}
-
-interface Reserved {
-  id: number;
-  tag: string;
-  queue: string;
-  payload: unknown;
-  delivered: number;
-}
-
-interface ClaimRequest {
-  queues: readonly string[];
-  /** The same queues as a JSON array, for `json_each`. */
-  queuesJson: string;
-}
-
-function prepareStatements(db: Database.Database) {
+function sqlitePrimitives(
+  connection: Connection<Statements>,
+  visibilityMs: number,
+  limits: DeliveryLimits,
+  logger: Logger,
+): DriverPrimitives<Handle> {
+  const { maxMessageBytes, deadLetters } = limits;
+  const schedule = deadLetters && new TrimSchedule(deadLetters);
+  const claimDue = (request: ClaimRequest, limit: number): Reserved[] =>
+    connection.use((s) =>
+      // Look before locking: an idle poll must not take the write lock that publishers need.
+      dueMessages(s, request, Date.now(), limit).length === 0
+        ? []
+        : s.claim.immediate(request, limit, visibilityMs, maxMessageBytes, (row) => {
+            const reason = oversizeReason(row.size, maxMessageBytes);
+            logger.error(`${PKG}: refused a message over the size limit`, { reason });
+            killRow(s.dead, row, reason, deadLetters, schedule);
+          }),
+    );
+  const putBack = (handles: readonly Handle[]): void => {
+    connection.use((s) => s.requeue.run(...asJson(handles)));
+    notifyChange(connection.path, "messages");
+  };
   return {
-    insert: db.prepare<[string, number, number, string]>(
-      "INSERT INTO celery_ts_messages (queue, priority, available_at, payload) VALUES (?, ?, ?, ?)",
-    ),
-    // Walks the queue's ready index in delivery order, so it reads about `limit` rows.
-    readyIn: db.prepare<[string, number, number], Candidate>(
-      `SELECT id, priority FROM celery_ts_messages
-       WHERE queue = ? AND state = 'ready' AND available_at <= ?
-       ORDER BY priority DESC, id LIMIT ?`,
-    ),
-    // Leases of consumers that died: few rows, found by the lease index.
-    expiredIn: db.prepare<[number, string, number], Candidate>(
-      `SELECT id, priority FROM celery_ts_messages
-       WHERE state = 'reserved' AND lease_until <= ? AND queue IN (SELECT value FROM json_each(?))
-       ORDER BY priority DESC, id LIMIT ?`,
-    ),
-    reserve: db.prepare<[number, string, number], Omit<Reserved, "tag">>(
-      `UPDATE celery_ts_messages
-       SET state = 'reserved', lease_until = ?, delivery_tag = ?, delivered = delivered + 1
-       WHERE id = ? RETURNING id, queue, payload, delivered`,
-    ),
-    // A tag identifies one delivery of one row, so matching on tags alone would do; the ids let
-    // SQLite find the rows by primary key. A lease lost to another consumer has another tag.
-    renew: db.prepare<[number, string, string]>(
-      `UPDATE celery_ts_messages SET lease_until = ?
-       WHERE id IN (SELECT value FROM json_each(?)) AND delivery_tag IN (SELECT value FROM json_each(?))
-         AND state = 'reserved'`,
-    ),
-    requeue: db.prepare<[string, string]>(
-      `UPDATE celery_ts_messages SET state = 'ready', lease_until = NULL, delivery_tag = NULL
-       WHERE id IN (SELECT value FROM json_each(?)) AND delivery_tag IN (SELECT value FROM json_each(?))
-         AND state = 'reserved'`,
-    ),
-    ack: db.prepare<[number, string]>(
-      "DELETE FROM celery_ts_messages WHERE id = ? AND delivery_tag = ?",
-    ),
-    deadLetter: db.prepare<[string, number, number, string]>(
-      `UPDATE celery_ts_messages
-       SET state = 'dead', dead_reason = ?, dead_at = ?, lease_until = NULL, delivery_tag = NULL
-       WHERE id = ? AND delivery_tag = ?`,
-    ),
-    purge: db.prepare<[string]>(
-      "DELETE FROM celery_ts_messages WHERE queue = ? AND state = 'ready'",
-    ),
-    deadLetters: db.prepare<[string, number], DeadLetter>(
-      `SELECT queue, payload AS raw, dead_reason AS reason, dead_at AS rejectedAt
-       FROM celery_ts_messages WHERE queue = ? AND state = 'dead' ORDER BY dead_at, id LIMIT ?`,
-    ),
+    open(queues): MessageSource<Handle> {
+      const request: ClaimRequest = { queues, queuesJson: JSON.stringify(queues) };
+      return {
+        async take({ max }) {
+          const messages = claimDue(request, max).map((row) => ({
+            handle: { id: row.id, tag: row.tag },
+            deliveryTag: row.tag,
+            queue: row.queue,
+            raw: String(row.payload),
+            redelivered: row.delivered > 1,
+          }));
+          return { messages };
+        },
+        subscribe: (wake) => subscribeToChanges(connection.path, "messages", wake),
+      };
+    },
+    async ack({ id, tag }) {
+      // In the file's group commit: the acks and results of one event-loop turn share one write.
+      await connection.write((s) => s.ack.run(id, tag));
+    },
+    async requeue(handle) {
+      putBack([handle]);
+    },
+    async deadLetter(handle, reason) {
+      connection.use((s) => killRow(s.dead, handle, reason, deadLetters, schedule));
+    },
+    async extendLeases(handles) {
+      connection.use((s) => s.renew.run(Date.now() + visibilityMs, ...asJson(handles)));
+    },
+    async handBack(handles) {
+      putBack(handles);
+    },
   };
 }
 
-type Statements = ReturnType<typeof prepareStatements>;
-
-/** Up to `limit` messages due on the queues, in delivery order: higher priority, then older. */
-function dueMessages(
-  s: Statements,
-  request: ClaimRequest,
-  now: number,
-  limit: number,
-): Candidate[] {
-  const found = request.queues.flatMap((queue) => s.readyIn.all(queue, now, limit));
-  found.push(...s.expiredIn.all(now, request.queuesJson, limit));
-  return found.sort((a, b) => b.priority - a.priority || a.id - b.id).slice(0, limit);
-}
-
-function prepare(db: Database.Database) {
-  const statements = prepareStatements(db);
-  // Run with `.immediate()`: BEGIN IMMEDIATE takes the write lock before reading, so no other
-  // process can claim the same rows between our SELECT and UPDATE.
-  const claim = db.transaction((request: ClaimRequest, limit: number, leaseMs: number) => {
-    const now = Date.now();
-    return dueMessages(statements, request, now, limit).flatMap(({ id }): Reserved[] => {
-      const tag = randomUUID();
-      const row = statements.reserve.get(now + leaseMs, tag, id);
-      return row ? [{ ...row, tag }] : [];
-    });
+/** A message as the row it is stored as: queue, priority, due time, kombu envelope. */
+function rowOf(
+  message: WireMessage,
+  { queue, priority = 0, availableAt = 0 }: PublishOptions,
+): [string, number, number, string] {
+  const raw = encodeEnvelope(message, {
+    exchange: "",
+    routingKey: queue,
+    priority,
+    deliveryTag: randomUUID(),
   });
-  return { ...statements, claim };
-}
-
-/** Rows as the `json_each` parameters of `renew` and `requeue`: their ids, then their tags. */
-function asJson(rows: readonly { id: number; tag: string }[]): [string, string] {
-  return [JSON.stringify(rows.map((row) => row.id)), JSON.stringify(rows.map((row) => row.tag))];
-}
-
-interface Lease {
-  id: number;
-  /** Frees the consumer's prefetch slot. */
-  release(): void;
+  return [queue, priority, availableAt, raw];
 }
 
 /**
@@ -191,206 +149,84 @@ interface Lease {
  * process that dies stops renewing, and its messages come back once their leases run out.
  */
 export function createSqliteTransport(options: SqliteTransportOptions): Transport {
-  const leaseMs = durationOption("leaseMs", options.leaseMs, 30_000);
-  const pollIntervalMs = durationOption("pollIntervalMs", options.pollIntervalMs, 50);
+  const visibilityTimeout = durationOption(PKG, "visibilityTimeout", options.visibilityTimeout, 8);
+  const pollInterval = durationOption(PKG, "pollInterval", options.pollInterval, 0.05);
   const logger = options.logger ?? silentLogger;
+  const limits = deliveryLimits(PKG, options);
+  const capabilities: TransportCapabilities = {
+    delayedDelivery: "native",
+    priority: "higher-first",
+    deadLetter: limits.deadLetters !== undefined,
+    redelivery: "after-lease",
+    // An expired lease is claimed by the next poll.
+    redeliveryWindow: visibilityTimeout + pollInterval,
+  };
   const connection = createConnection({
     path: options.path,
     what: "transport",
     schema: SCHEMA,
     prepare,
   });
-  /** This connection's outstanding deliveries, by delivery tag. */
-  const leases = new Map<string, Lease>();
-  const stopConsumers = new Set<() => void>();
-  let renewTimer: NodeJS.Timeout | undefined;
+  const kit = createConsumerKit({
+    pkg: PKG,
+    what: "SQLite transport",
+    primitives: sqlitePrimitives(connection, toMs(visibilityTimeout), limits, logger),
+    maxMessageBytes: limits.maxMessageBytes,
+    logger,
+    visibilityTimeout,
+    pollInterval,
+    // A claim is a write transaction: claiming for a quarter of the prefetch at once, rather than
+    // for each freed slot, turns many small commits into few.
+    batchWhenBusy: true,
+    backoff: { initial: pollInterval, max: 1 },
+  });
 
-  const leasedRows = (): { id: number; tag: string }[] =>
-    [...leases].map(([tag, lease]) => ({ id: lease.id, tag }));
-
-  const renew = (): void => {
-    renewTimer = undefined;
-    if (leases.size === 0) return;
-    try {
-      connection.use((s) => s.renew.run(Date.now() + leaseMs, ...asJson(leasedRows())));
-    } catch (error) {
-      logger.warn("sqlite: could not renew leases, retrying", { error });
-    }
-    scheduleRenewal();
-  };
-
-  // A third of the lease leaves two more tries before it runs out. Unref'd: outstanding messages
-  // alone must not keep a process alive (if it exits, the leases run out and they come back).
-  const scheduleRenewal = (): void => {
-    if (renewTimer || leases.size === 0) return;
-    renewTimer = setTimeout(renew, leaseMs / 3);
-    renewTimer.unref();
-  };
-
-  /** Acks or rejects a delivery once; later calls do nothing. */
-  const settle = (tag: string, write: (s: Statements, id: number) => void): void => {
-    connection.use((s) => {
-      const lease = leases.get(tag);
-      if (!lease) return;
-      write(s, lease.id);
-      leases.delete(tag);
-      lease.release();
-    });
-  };
-
-  const toDelivery = (row: Reserved): Delivery => {
-    const actions = {
-      queue: row.queue,
-      deliveryTag: row.tag,
-      redelivered: row.delivered > 1,
-      async ack() {
-        settle(row.tag, (s, id) => s.ack.run(id, row.tag));
-      },
-      async reject({ requeue, reason }: { requeue: boolean; reason?: string }) {
-        settle(row.tag, (s, id) => {
-          if (requeue) {
-            s.requeue.run(...asJson([{ id, tag: row.tag }]));
-            notifyChange(connection.path);
-          } else {
-            s.deadLetter.run(reason ?? "rejected", Date.now(), id, row.tag);
-          }
-        });
-      },
-    };
-    const raw = String(row.payload);
-    try {
-      return { ...actions, message: decodeEnvelope(raw).message };
-    } catch (error) {
-      return { ...actions, error: error as CeleryTsError, raw };
-    }
-  };
-
-  /** Puts reserved rows back on their queues at once, for any consumer. */
-  const handBack = (rows: readonly { id: number; tag: string }[]): void => {
-    if (rows.length === 0) return;
-    try {
-      connection.use((s) => s.requeue.run(...asJson(rows)));
-      notifyChange(connection.path);
-    } catch (error) {
-      logger.warn("sqlite: could not hand back messages; they return after their lease", { error });
-    }
-  };
-
-  const claimDue = (request: ClaimRequest, limit: number): Reserved[] =>
-    connection.use((s) =>
-      // Look before locking: an idle poll must not take the write lock that publishers need.
-      dueMessages(s, request, Date.now(), limit).length === 0
-        ? []
-        : s.claim.immediate(request, limit, leaseMs),
-    );
-
-  return {
+  const transport: Transport = {
     name: "sqlite",
-    capabilities: CAPABILITIES,
+    capabilities,
+    broadcast: () => createSqliteBroadcast({ path: options.path, logger }),
     async connect() {
       connection.use(() => undefined);
     },
     async close({ force = false } = {}) {
       if (connection.closed) return;
-      stopConsumers.forEach((stop) => stop());
-      clearTimeout(renewTimer);
-      renewTimer = undefined;
       // Forced, the leases run out as after a crash; otherwise other consumers get them now.
-      if (!force) handBack(leasedRows());
-      leases.clear();
+      await kit.close({ force });
       connection.close();
     },
-    async publish(message: WireMessage, { queue, priority = 0, availableAt = 0 }: PublishOptions) {
-      const raw = encodeEnvelope(message, {
-        exchange: "",
-        routingKey: queue,
-        priority,
-        deliveryTag: randomUUID(),
-      });
-      connection.use((s) => s.insert.run(queue, priority, availableAt, raw));
-      notifyChange(connection.path);
+    async publish(message: WireMessage, options: PublishOptions) {
+      const row = rowOf(message, options);
+      await connection.write((s) => s.insert.run(...row), { notify: "messages" });
     },
-    consume(queues, onDelivery, options: ConsumeOptions) {
-      const { signal } = options;
-      return new Promise<void>((resolve, reject) => {
-        const unique = [...new Set(queues)];
-        const request: ClaimRequest = { queues: unique, queuesJson: JSON.stringify(unique) };
-        let outstanding = 0;
-        let stopped = false;
-        let scheduled = false;
-        let timer: NodeJS.Timeout | undefined;
-
-        const finish = (error?: unknown): void => {
-          if (stopped) return;
-          stopped = true;
-          clearTimeout(timer);
-          unsubscribe();
-          signal.removeEventListener("abort", stop);
-          stopConsumers.delete(stop);
-          if (error === undefined) resolve();
-          else reject(error);
-        };
-        const stop = (): void => finish();
-        const wake = (): void => {
-          if (stopped || scheduled) return;
-          scheduled = true;
-          setImmediate(pump);
-        };
-        const pump = (): void => {
-          scheduled = false;
-          clearTimeout(timer);
-          timer = undefined;
-          const room = options.prefetch - outstanding;
-          // Full: a settled delivery wakes us.
-          if (stopped || room <= 0) return;
-          let claimed: Reserved[];
-          try {
-            claimed = claimDue(request, room);
-          } catch (error) {
-            if (!isCeleryTsError(error) || !error.retryable) return finish(error);
-            logger.warn("sqlite: could not claim messages, retrying", { error });
-            timer = setTimeout(pump, pollIntervalMs);
-            return;
-          }
-          for (const [index, row] of claimed.entries()) {
-            outstanding++;
-            leases.set(row.tag, {
-              id: row.id,
-              release() {
-                outstanding--;
-                wake();
-              },
-            });
-            scheduleRenewal();
-            try {
-              onDelivery(toDelivery(row));
-            } catch (error) {
-              // A throwing callback ends this consumer; the messages it never saw go back.
-              handBack(claimed.slice(index + 1));
-              return finish(error);
-            }
-          }
-          // Fewer than asked for: nothing else is due; look again later.
-          if (claimed.length < room) timer = setTimeout(pump, pollIntervalMs);
-        };
-
-        const unsubscribe = subscribeToChanges(connection.path, wake);
-        stopConsumers.add(stop);
-        if (signal.aborted) return stop();
-        signal.addEventListener("abort", stop, { once: true });
-        // Never call onDelivery from inside consume(). The first claim opens the connection; a
-        // CONFIG or CLOSED error then rejects consume().
-        wake();
-      });
+    /** The whole batch in one transaction: every message, or none. */
+    async publishBatch(batch) {
+      const rows = batch.map((item) => rowOf(item.message, item.options));
+      await connection.write((s) => s.insertMany(rows), { notify: "messages" });
     },
+    // The first claim opens the connection; a CONFIG or CLOSED error then rejects consume().
+    consume: kit.consume,
     async purge(queue) {
       return connection.use((s) => s.purge.run(queue).changes);
     },
+    async depth(queue) {
+      return connection.use((s) => s.depth.get(queue)?.n ?? 0);
+    },
+  };
+  if (!limits.deadLetters) return transport;
+  return {
+    ...transport,
     async deadLetters(queue, { limit } = {}) {
       // SQLite reads a negative LIMIT as none.
-      const rows =
-        limit === undefined || !Number.isFinite(limit) ? -1 : Math.max(0, Math.floor(limit));
-      return connection.use((s) => s.deadLetters.all(queue, rows));
+      const rows = deadLetterCountLimit(limit) ?? -1;
+      return connection.use((s) => listDeadLetters(s.dead, queue, rows));
+    },
+    async replayDeadLetters(queue, selection = {}) {
+      const replayed = connection.use((s) => replayDeadLetters(s.dead, queue, selection));
+      if (replayed > 0) notifyChange(connection.path, "messages");
+      return replayed;
+    },
+    async purgeDeadLetters(queue, selection = {}) {
+      return connection.use((s) => purgeDeadLetters(s.dead, queue, selection));
     },
   };
 }

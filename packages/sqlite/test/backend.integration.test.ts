@@ -37,9 +37,9 @@ describe("sqlite result backend", () => {
   });
 
   it("wakes a waiter on a result written by another process, without waiting for the poll", async () => {
-    const backend = connect({ pollIntervalMs: 60_000 });
+    const backend = connect({ pollInterval: 60 });
     await backend.connect();
-    const waiting = backend.waitFor("foreign", { timeoutMs: 2_000 });
+    const waiting = backend.waitFor("foreign", { timeout: 2 });
     // A plain connection does not go through this process's wake-up: only the WAL watch sees it.
     withRawDb(file(), (db) =>
       db.run(
@@ -54,8 +54,8 @@ describe("sqlite result backend", () => {
 
   it("deletes an expired result when it is read, and sweeps expired ones on a later store", async () => {
     const backend = connect();
-    await backend.store("short", success("short", 1), { expiresInMs: 50 });
-    await backend.store("other", success("other", 2), { expiresInMs: 50 });
+    await backend.store("short", success("short", 1), { expires: 0.05 });
+    await backend.store("other", success("other", 2), { expires: 0.05 });
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(await backend.get("short")).toBeUndefined();
     expect(count()).toEqual([{ task_id: "other" }]);
@@ -66,7 +66,7 @@ describe("sqlite result backend", () => {
 
   it("rejects pending waiters with a CLOSED error when closed", async () => {
     const backend = connect();
-    const waiting = backend.waitFor("never", { timeoutMs: 5_000 }).catch((e: unknown) => e);
+    const waiting = backend.waitFor("never", { timeout: 5 }).catch((e: unknown) => e);
     await backend.close();
     expect(isCeleryTsError(await waiting, "CLOSED")).toBe(true);
     expect(isCeleryTsError(await backend.get("x").catch((e: unknown) => e), "CLOSED")).toBe(true);

@@ -4,8 +4,8 @@ import { createSqliteBackend, createSqliteTransport } from "../src/index.ts";
 import { withRawDb } from "./support/raw-db.ts";
 import { useTempDir } from "./support/temp-dir.ts";
 
-const LEASE_MS = 1_000;
-const POLL_MS = 50;
+const VISIBILITY_TIMEOUT = 1;
+const POLL_INTERVAL = 0.05;
 
 // Every connection of a test opens the same file in that test's own directory: broker and
 // results share it, as they may in an application.
@@ -13,15 +13,27 @@ const dir = useTempDir();
 const file = (): string => join(dir(), "celery.db");
 
 transportConformance("sqlite", {
-  create: () => createSqliteTransport({ path: file(), leaseMs: LEASE_MS, pollIntervalMs: POLL_MS }),
+  create: (options) =>
+    createSqliteTransport({
+      ...options,
+      path: file(),
+      visibilityTimeout: VISIBILITY_TIMEOUT,
+      pollInterval: POLL_INTERVAL,
+    }),
+  // The change feed alone: a lost wake-up would wait a minute for the poll.
+  createWakeOnly: () =>
+    createSqliteTransport({
+      path: file(),
+      visibilityTimeout: VISIBILITY_TIMEOUT,
+      pollInterval: 60,
+    }),
   async injectRaw(queue, raw) {
     withRawDb(file(), (db) =>
       db.run("INSERT INTO celery_ts_messages (queue, payload) VALUES (?, ?)", queue, raw),
     );
   },
-  redeliveryWithinMs: LEASE_MS + POLL_MS,
 });
 
 backendConformance("sqlite", {
-  create: () => createSqliteBackend({ path: file(), pollIntervalMs: POLL_MS }),
+  create: () => createSqliteBackend({ path: file(), pollInterval: POLL_INTERVAL }),
 });

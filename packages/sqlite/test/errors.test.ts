@@ -73,11 +73,11 @@ describe("opening a database that cannot be opened", () => {
   });
 
   it("rejects bad options and in-memory paths with CONFIG errors", () => {
-    expect(() => createSqliteTransport({ path: "q.db", leaseMs: 0 })).toThrow(
-      /leaseMs must be a positive/,
+    expect(() => createSqliteTransport({ path: "q.db", visibilityTimeout: 0 })).toThrow(
+      /visibilityTimeout must be a number of seconds above 0/,
     );
-    expect(() => createSqliteBackend({ path: "q.db", pollIntervalMs: Number.NaN })).toThrow(
-      /pollIntervalMs/,
+    expect(() => createSqliteBackend({ path: "q.db", pollInterval: Number.NaN })).toThrow(
+      /pollInterval must be a number of seconds/,
     );
     expect(() => createSqliteTransport({ path: ":memory:" })).toThrow(/memory:\/\//);
   });

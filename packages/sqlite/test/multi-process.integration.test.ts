@@ -82,7 +82,9 @@ describe("several processes on one file", () => {
     const producer = createSqliteTransport({ path });
     await producer.connect();
     const consumers = await Promise.all(
-      [1, 2].map(() => startConsumer({ path, queue, mode: "ack", leaseMs: 5_000, prefetch: 10 })),
+      [1, 2].map(() =>
+        startConsumer({ path, queue, mode: "ack", visibilityTimeout: 5, prefetch: 10 }),
+      ),
     );
 
     const sent = new Set<string>();
@@ -113,7 +115,8 @@ describe("several processes on one file", () => {
   it("gives a killed process's unacked messages to a survivor after the lease, marked redelivered", async () => {
     const path = join(dir(), "shared.db");
     const queue = `q-${randomUUID()}`;
-    const leaseMs = 1_000;
+    const visibilityTimeout = 1;
+    const leaseMs = visibilityTimeout * 1000;
     const producer = createSqliteTransport({ path });
     for (let i = 0; i < 5; i++) {
       await producer.publish(
@@ -121,11 +124,23 @@ describe("several processes on one file", () => {
         { queue },
       );
     }
-    const doomed = await startConsumer({ path, queue, mode: "hold", leaseMs, prefetch: 5 });
+    const doomed = await startConsumer({
+      path,
+      queue,
+      mode: "hold",
+      visibilityTimeout,
+      prefetch: 5,
+    });
     await until(() => doomed.delivered().length === 5, 10_000, "the doomed consumer's deliveries");
     const held = new Set(doomed.delivered().map((d) => d.id));
 
-    const survivor = await startConsumer({ path, queue, mode: "ack", leaseMs, prefetch: 10 });
+    const survivor = await startConsumer({
+      path,
+      queue,
+      mode: "ack",
+      visibilityTimeout,
+      prefetch: 10,
+    });
     // Twice the lease: the living holder keeps renewing, so nothing moves.
     await sleep(2 * leaseMs);
     expect(survivor.delivered()).toHaveLength(0);

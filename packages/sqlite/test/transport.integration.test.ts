@@ -23,7 +23,7 @@ describe("sqlite transport", () => {
   const connect = (options: Omit<SqliteTransportOptions, "path"> = {}): Transport => {
     const transport = createSqliteTransport({
       path: join(dir(), "broker.db"),
-      pollIntervalMs: 20,
+      pollInterval: 0.02,
       ...options,
     });
     open.push(transport);
@@ -57,9 +57,38 @@ describe("sqlite transport", () => {
     await Promise.all(open.splice(0).map((transport) => transport.close()));
   });
 
+  it("goes on after an ack the database refuses: the slot is freed and the message comes back after its lease", async () => {
+    // The measured stall: one failed ack left a concurrency-1 consumer holding its only slot.
+    const visibilityTimeout = 0.5;
+    const transport = connect({ visibilityTimeout });
+    const queue = randomUUID();
+    await transport.publish(message(1), { queue });
+    await transport.publish(message(2), { queue });
+    const c = consume(transport, queue, 1);
+    await until(() => c.received.length === 1);
+    // A real refusal by SQLite: the DELETE of an ack fails while this trigger exists.
+    withRawDb(join(dir(), "broker.db"), (db) =>
+      db.run(
+        `CREATE TRIGGER refuse_ack BEFORE DELETE ON celery_ts_messages
+         BEGIN SELECT RAISE(ABORT, 'ack refused by the test'); END`,
+      ),
+    );
+    await expect(c.received[0]!.ack()).rejects.toThrow(/ack refused by the test/);
+    withRawDb(join(dir(), "broker.db"), (db) => db.run("DROP TRIGGER refuse_ack"));
+    await until(() => c.received.length === 2);
+    await c.received[1]!.ack();
+    // No longer renewed: the first message comes back once its lease runs out.
+    await until(() => c.received.length === 3, (visibilityTimeout + 5) * 1000);
+    expect(c.received[2]!.redelivered).toBe(true);
+    expect(c.received[2]!.message?.body).toBe(c.received[0]!.message?.body);
+    await c.received[2]!.ack();
+    expect(rows(queue)).toEqual([]);
+  });
+
   it("renews the lease of a long task, so it is not redelivered while its consumer lives", async () => {
     const leaseMs = 300;
-    const [holder, rival] = [connect({ leaseMs }), connect({ leaseMs })];
+    const visibilityTimeout = leaseMs / 1000;
+    const [holder, rival] = [connect({ visibilityTimeout }), connect({ visibilityTimeout })];
     const queue = randomUUID();
     await holder.publish(message(), { queue });
     const held = consume(holder, queue);
@@ -74,7 +103,10 @@ describe("sqlite transport", () => {
   });
 
   it("hands outstanding messages back at once on a graceful close", async () => {
-    const [leaving, staying] = [connect({ leaseMs: 60_000 }), connect({ leaseMs: 60_000 })];
+    const [leaving, staying] = [
+      connect({ visibilityTimeout: 60 }),
+      connect({ visibilityTimeout: 60 }),
+    ];
     const queue = randomUUID();
     await leaving.publish(message(), { queue });
     const held = consume(leaving, queue);
@@ -87,7 +119,8 @@ describe("sqlite transport", () => {
 
   it("leaves outstanding messages leased on a forced close, until the lease runs out", async () => {
     const leaseMs = 600;
-    const [crashing, staying] = [connect({ leaseMs }), connect({ leaseMs })];
+    const visibilityTimeout = leaseMs / 1000;
+    const [crashing, staying] = [connect({ visibilityTimeout }), connect({ visibilityTimeout })];
     const queue = randomUUID();
     await crashing.publish(message(), { queue });
     const first = consume(crashing, queue);
@@ -164,7 +197,7 @@ describe("sqlite transport", () => {
   });
 
   it("wakes an idle consumer on a write from another process, without waiting for the poll", async () => {
-    const transport = connect({ pollIntervalMs: 60_000 });
+    const transport = connect({ pollInterval: 60 });
     const queue = randomUUID();
     const consumer = consume(transport, queue);
     await sleep(100);

@@ -32,11 +32,15 @@ describe("sqlite:// URLs", () => {
   });
 
   it("reads the optional parameters", () => {
-    expect(parseSqliteUrl("sqlite:////q.db?lease_ms=5000&poll_ms=25&expires_ms=3600000")).toEqual({
+    expect(
+      parseSqliteUrl(
+        "sqlite:////q.db?visibility_timeout=5&polling_interval=0.025&result_expires=3600",
+      ),
+    ).toEqual({
       path: "/q.db",
-      leaseMs: 5_000,
-      pollIntervalMs: 25,
-      expiresInMs: 3_600_000,
+      visibilityTimeout: 5,
+      pollInterval: 0.025,
+      expires: 3600,
     });
   });
 
@@ -60,13 +64,17 @@ describe("sqlite:// URLs", () => {
 
   it("rejects unknown parameters and bad numbers", () => {
     expect(() => parseSqliteUrl("sqlite:////q.db?lease=5")).toThrow(/unknown parameter "lease"/);
-    expect(() => parseSqliteUrl("sqlite:////q.db?lease_ms=soon")).toThrow(/positive whole number/);
-    expect(() => parseSqliteUrl("sqlite:////q.db?poll_ms=0")).toThrow(/positive whole number/);
+    expect(() => parseSqliteUrl("sqlite:////q.db?visibility_timeout=soon")).toThrow(
+      /positive number of seconds/,
+    );
+    expect(() => parseSqliteUrl("sqlite:////q.db?polling_interval=0")).toThrow(
+      /positive number of seconds/,
+    );
   });
 
   it("builds a working transport and backend on one file, also through core's URL resolution", async () => {
     const path = join(dir(), "app.db");
-    const url = `sqlite:///${path}?lease_ms=2000`;
+    const url = `sqlite:///${path}?visibility_timeout=2`;
     const transport = await resolveTransport(url);
     const backend = await resolveBackend(url);
     expect([transport.name, backend.name]).toEqual(["sqlite", "sqlite"]);

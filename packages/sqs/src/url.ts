@@ -1,4 +1,7 @@
 import type { Transport } from "@celery-ts/core";
+import type { DriverUrlOptions } from "@celery-ts/core/driver";
+import { takeDeliveryLimitParameters } from "@celery-ts/core/driver";
+import { PKG } from "./internal/errors.ts";
 import { parseSqsUrl } from "./internal/parse-url.ts";
 import { createSqsTransport } from "./sqs-transport.ts";
 
@@ -9,6 +12,7 @@ import { createSqsTransport } from "./sqs-transport.ts";
  * `?endpoint=`, `?max_receive_count=`, `?sqs_base64_encoding=` and `?is_secure=` set options.
  * SQS has no result backend: pair it with a Redis or SQLite one.
  */
-export function createTransportFromUrl(url: string): Transport {
-  return createSqsTransport(parseSqsUrl(url));
+export function createTransportFromUrl(url: string, fromUrl: DriverUrlOptions = {}): Transport {
+  const { url: rest, options } = takeDeliveryLimitParameters(PKG, url);
+  return createSqsTransport({ ...parseSqsUrl(rest), ...options, ...fromUrl });
 }

@@ -163,7 +163,7 @@ describe("a server that is not there", () => {
     const stop = new AbortController();
     const consuming = transport.consume(["celery"], () => {}, { prefetch: 1, signal: stop.signal });
     while (warnings.length < 2) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(warnings[0]).toMatch(/could not receive messages, retrying.*ECONNREFUSED/);
+    expect(warnings[0]).toMatch(/could not take messages; retrying.*ECONNREFUSED/);
     stop.abort();
     await consuming;
     await transport.close();
@@ -172,11 +172,11 @@ describe("a server that is not there", () => {
 
 describe("bad options", () => {
   it.each([
-    [{ visibilityTimeoutSeconds: 0 }, /visibilityTimeoutSeconds/],
-    [{ visibilityTimeoutSeconds: 43_201 }, /visibilityTimeoutSeconds/],
-    [{ waitTimeSeconds: 21 }, /waitTimeSeconds/],
-    [{ maxDelaySeconds: 901 }, /maxDelaySeconds/],
-    [{ ackBatchWindowMs: -1 }, /ackBatchWindowMs/],
+    [{ visibilityTimeout: 0 }, /visibilityTimeout/],
+    [{ visibilityTimeout: 43_201 }, /visibilityTimeout/],
+    [{ waitTime: 21 }, /waitTime/],
+    [{ maxDelay: 901 }, /maxDelay/],
+    [{ ackBatchWindow: -1 }, /ackBatchWindow/],
     [{ endpoint: "127.0.0.1:4566" }, /endpoint must be an http\(s\) URL/],
   ])("%o is a CONFIG error", (options, message) => {
     let error: unknown;

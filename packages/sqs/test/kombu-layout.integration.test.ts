@@ -136,7 +136,7 @@ describe("the message body, as kombu's SQS transport writes it", () => {
 describe("queue names, as kombu's SQS transport chooses them", () => {
   it("prefixes and translates: prefix + name, `.` to `-`, other punctuation to `_`", async () => {
     const prefix = `p${unique()}.`;
-    await connect({ queueNamePrefix: prefix, visibilityTimeoutSeconds: 77 }).publish(
+    await connect({ queueNamePrefix: prefix, visibilityTimeout: 77 }).publish(
       encodeTaskMessage(createTaskMessage({ task: "t" })),
       { queue: "tasks.email:high" },
     );

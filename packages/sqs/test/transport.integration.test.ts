@@ -11,16 +11,19 @@ import {
   decodeTaskMessage,
   encodeTaskMessage,
   isCeleryTsError,
+  publishAll,
   resolveTransport,
+  unsentOf,
   type Delivery,
   type Transport,
 } from "@celery-ts/core";
+import { waitAbsenceWindow } from "@celery-ts/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createSqsTransport, type SqsTransportOptions } from "../src/index.ts";
 import { collect, sleep, type Collector } from "./support/consumer.ts";
 import { CREDENTIALS, REGION, useFauxqs } from "./support/fauxqs.ts";
 
-vi.setConfig({ testTimeout: 20_000 });
+vi.setConfig({ testTimeout: 40_000 });
 
 const fauxqs = useFauxqs();
 const cleanup: (() => Promise<void> | void)[] = [];
@@ -90,17 +93,18 @@ describe("visibility extension: long tasks do not run twice", () => {
   it("keeps a delivery held for 3x the visibility timeout from other consumers, then stops", async () => {
     const q = queue();
     const worker = countingClient();
-    const holder = connect({ client: worker.client, visibilityTimeoutSeconds: 1 });
+    // 2 s, extended every third of it: a loaded machine's late timers keep over a second of slack.
+    const holder = connect({ client: worker.client, visibilityTimeout: 2 });
     await holder.publish(message(), { queue: q });
     const [held] = await consume(holder, [q]).waitFor(1);
-    const other = consume(connect({ visibilityTimeoutSeconds: 1 }), [q]);
-    await sleep(3_500);
+    const other = consume(connect({ visibilityTimeout: 2 }), [q]);
+    await sleep(3 * 2_000 + 500);
     expect(other.received).toHaveLength(0);
     expect(worker.count("ChangeMessageVisibilityBatch")).toBeGreaterThanOrEqual(3);
 
     await held?.ack();
     const extensions = worker.count("ChangeMessageVisibilityBatch");
-    await sleep(1_500);
+    await waitAbsenceWindow(holder); // a declared window: no extension after the ack
     expect(worker.count("ChangeMessageVisibilityBatch")).toBe(extensions);
     expect(other.received).toHaveLength(0);
     expect(await fauxqs.receiveRaw(q)).toHaveLength(0);
@@ -109,21 +113,23 @@ describe("visibility extension: long tasks do not run twice", () => {
   it("stops extending a requeued message, which another consumer gets at once", async () => {
     const q = queue();
     const worker = countingClient();
-    const first = connect({ client: worker.client, visibilityTimeoutSeconds: 1 });
+    const first = connect({ client: worker.client, visibilityTimeout: 1 });
     await first.publish(message(), { queue: q });
     // Prefetch 1 and stopped: the first consumer holds this message and asks for no other.
     const consumer = collect(first, [q], 1);
     const [taken] = await consumer.waitFor(1);
     await consumer.stop();
-    await sleep(1_500);
+    // Extended while held (waited for, bounded): a stopped consumer still holds what it took.
+    const deadline = Date.now() + 10_000;
+    while (worker.count("ChangeMessageVisibilityBatch") < 2 && Date.now() < deadline)
+      await sleep(20);
     expect(worker.count("ChangeMessageVisibilityBatch")).toBeGreaterThanOrEqual(2);
     await taken?.reject({ requeue: true });
     const extensions = worker.count("ChangeMessageVisibilityBatch");
-    const started = Date.now();
-    const [again] = await consume(connect({ visibilityTimeoutSeconds: 30 }), [q]).waitFor(1);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // Bounded well under the 30 s it would wait if the requeue had not made it visible at once.
+    const [again] = await consume(connect({ visibilityTimeout: 30 }), [q]).waitFor(1, 15_000);
     expect(again?.redelivered).toBe(true);
-    await sleep(1_000);
+    await waitAbsenceWindow(first); // a declared window: no extension after the requeue
     expect(worker.count("ChangeMessageVisibilityBatch")).toBe(extensions);
     await again?.ack();
   });
@@ -176,6 +182,45 @@ describe("batches", () => {
     );
     expect(await fauxqs.receiveRaw(q)).toHaveLength(2);
   });
+
+  it("publishBatch() sends 10 per SendMessageBatch call, each queue in order", async () => {
+    const [a, b] = [queue(), queue()];
+    const sqs = countingClient();
+    const transport = connect({ client: sqs.client });
+    const batch = Array.from({ length: 25 }, (_, i) => ({
+      message: message("t.n", [i]),
+      options: { queue: i < 21 ? a : b },
+    }));
+    await publishAll(transport, batch);
+    // 21 on a: 10 + 10 + 1; 4 on b: one batch.
+    expect(sqs.count("SendMessageBatch")).toBe(3);
+    expect(sqs.count("SendMessage")).toBe(1);
+    const consumer = consume(transport, [a], 1);
+    for (let i = 0; i < 21; i++) await (await consumer.waitFor(i + 1))[i]!.ack();
+    expect(consumer.received.map(argOf)).toEqual([...Array(21).keys()]);
+  });
+
+  it("publishBatch() names each message SQS refused, and sends the rest", async () => {
+    const q = queue();
+    const transport = connect({ createAttributes: { MaximumMessageSize: "4096" } });
+    await transport.publish(message("t.warm"), { queue: q });
+    const big = message("t.big", ["x".repeat(8_000)]);
+    const batch = [0, 1, 2].map((i) => ({
+      message: i === 1 ? big : message("t.small", [i]),
+      options: { queue: q },
+    }));
+    const refused = await caught(() => publishAll(transport, batch));
+    expect(isCeleryTsError(refused)).toBe(true);
+    expect(refused).toMatchObject({ retryable: false });
+    expect((refused as Error).message).toMatch(
+      new RegExp(
+        `^\\[celery-ts:sqs\\] 1 of 3 messages were not published .*task ${big.headers.id}: .*shorter than 4096`,
+      ),
+    );
+    // The client publishes again only what is missing.
+    expect(unsentOf(refused)).toEqual([batch[1]]);
+    expect(await fauxqs.receiveRaw(q)).toHaveLength(3);
+  });
 });
 
 describe("delayed delivery", () => {
@@ -198,7 +243,7 @@ describe("delayed delivery", () => {
     const q = queue();
     const sqs = countingClient();
     // A 1-second limit stands for SQS's 15 minutes.
-    const transport = connect({ client: sqs.client, maxDelaySeconds: 1 });
+    const transport = connect({ client: sqs.client, maxDelay: 1 });
     const availableAt = Date.now() + 3_200;
     await transport.publish(message("t.much-later"), { queue: q, availableAt });
     const consumer = consume(transport, [q]);
@@ -442,12 +487,12 @@ describe("dead letters", () => {
 describe("lifecycle", () => {
   it("a graceful close hands outstanding messages back at once", async () => {
     const q = queue();
-    const first = connect({ visibilityTimeoutSeconds: 60 });
+    const first = connect({ visibilityTimeout: 60 });
     await first.publish(message(), { queue: q });
     await consume(first, [q]).waitFor(1);
     await first.close();
     const started = Date.now();
-    const [again] = await consume(connect({ visibilityTimeoutSeconds: 60 }), [q]).waitFor(1);
+    const [again] = await consume(connect({ visibilityTimeout: 60 }), [q]).waitFor(1);
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(again?.redelivered).toBe(true);
     await again?.ack();

@@ -47,8 +47,8 @@ describe("sqs:// URLs", () => {
     ).toEqual({
       region: "eu-west-1",
       queueNamePrefix: "prod-",
-      visibilityTimeoutSeconds: 60,
-      waitTimeSeconds: 20,
+      visibilityTimeout: 60,
+      waitTime: 20,
       maxReceiveCount: 5,
       base64Encoding: false,
       endpoint: "http://127.0.0.1:4566",
@@ -74,7 +74,9 @@ describe("sqs:// URLs", () => {
     await transport.close();
     const error = await caught(() => driver.createTransportFromUrl("sqs://?wait_time_seconds=30"));
     expect(isCeleryTsError(error, "CONFIG")).toBe(true);
-    expect((error as Error).message).toMatch(/waitTimeSeconds must be a whole number from 1 to 20/);
+    expect((error as Error).message).toMatch(
+      /waitTime must be a whole number of seconds from 1 to 20/,
+    );
   });
 
   it("has no result backend: core says so and names the alternatives", async () => {

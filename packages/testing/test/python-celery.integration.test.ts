@@ -1,14 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { expect, it } from "vitest";
-import { runPythonClient, startPythonWorker } from "../src/index.ts";
+import { runPythonClient, startPythonWorker, testServers } from "../src/index.ts";
 
 // The harness itself: Python Celery talking to Python Celery over the real Redis, before any
 // interop test builds on it.
 it("runs Python Celery's worker and client against each other over Redis", async () => {
   const queue = `interop-harness-${randomUUID()}`;
   const config = {
-    brokerUrl: "redis://127.0.0.1:6379/15",
-    resultBackend: "redis://127.0.0.1:6379/15",
+    brokerUrl: testServers().redisUrl,
+    resultBackend: testServers().redisUrl,
   };
   const worker = await startPythonWorker({ ...config, queues: [queue] });
   try {

@@ -1,131 +1,86 @@
 #!/usr/bin/env node
-import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
-import { isCeleryTsError, resolveTransport } from "@celery-ts/core";
-import { createConsoleLogger, type LogLevel } from "./console-logger.ts";
-import { loadTasks } from "./internal/load-tasks.ts";
-import { superviseWorkers } from "./supervisor.ts";
-import { createWorker } from "./worker.ts";
+// The `celery-ts` command: checks the Node version, then hands the arguments to one subcommand.
+// Each subcommand lives in src/cli/<command>.ts and is registered with one line in COMMANDS.
+import { createRequire } from "node:module";
+import { isCeleryTsError } from "@celery-ts/core";
+import { beatCommand } from "./cli/beat.ts";
+import { WORKER_USAGE, workerCommand } from "./cli/worker.ts";
 
-const USAGE = `Usage: celery-ts worker --app <tasks module> [options]
-
-Runs the tasks that <tasks module> exports (what defineTask() returns).
-
-Options:
-  -A, --app <path>            module exporting the tasks (.js, or .ts on Node >= 22.18)
-  -b, --broker <url>          broker URL            [env CELERY_BROKER_URL, default sqlite:///celery-ts.db]
-      --backend <url>         result backend URL    [env CELERY_RESULT_BACKEND]
-  -Q, --queues <a,b>          queues to consume     [default celery]
-  -p, --processes <n>         worker processes      [default: one per CPU core]
-  -c, --concurrency <n>       tasks at once, per process (async) [default 10]
-      --prefetch <n>          messages taken ahead, per process  [default: concurrency]
-      --shutdown-timeout <s>  seconds running tasks get on shutdown [default 30]
-  -l, --log-level <level>     debug, info, warn, error [default info]
-      --log-format <format>   pretty or json [default pretty]
-  -h, --help`;
-
-function positiveInt(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`--${name} takes a whole number of 1 or more, not "${value}"`);
-  return n;
+interface Command {
+  /** Runs the command with the arguments after its name; resolves to the exit code. */
+  run(argv: string[]): Promise<number> | number;
+  /** One line for `celery-ts --help`. */
+  summary: string;
 }
 
-function nonNegative(value: string | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) {
-    throw new Error(`--${name} takes a number of seconds, not "${value}"`);
-  }
-  return n;
+/** A command whose module is loaded only when it runs. */
+const lazy =
+  (load: () => Promise<{ run(argv: string[]): Promise<number> }>) =>
+  async (argv: string[]): Promise<number> =>
+    (await load()).run(argv);
+
+const COMMANDS: Record<string, Command> = {
+  worker: { run: workerCommand, summary: "run the tasks an app module exports" },
+  beat: { run: beatCommand, summary: "send periodic tasks; run list|add|remove|pause|resume" },
+  inspect: { run: lazy(() => import("./cli/inspect.ts")), summary: "ask workers what they do" },
+  control: { run: lazy(() => import("./cli/control.ts")), summary: "tell workers what to do" },
+  status: { run: lazy(() => import("./cli/status.ts")), summary: "list the workers online" },
+  purge: { run: lazy(() => import("./cli/purge.ts")), summary: "delete the waiting messages" },
+  "dead-letters": {
+    run: lazy(() => import("./cli/dead-letters.ts")),
+    summary: "list, replay or purge the rejected messages",
+  },
+  result: { run: lazy(() => import("./cli/result.ts")), summary: "show a task's result" },
+  call: { run: lazy(() => import("./cli/call.ts")), summary: "send a task by name" },
+  events: { run: lazy(() => import("./cli/events.ts")), summary: "watch the fleet's events" },
+  dashboard: {
+    run: lazy(() => import("./cli/dashboard.ts")),
+    summary: "the web dashboard (@celery-ts/dashboard)",
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(
+    ([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`,
+  );
+  return `Usage: celery-ts <command> [options]   (celery-ts <command> --help for its options)
+
+Commands:
+${lines.join("\n")}
+
+  --version  print the version of celery-ts
+  --help     this text
+
+${WORKER_USAGE}`;
+}
+
+/** The first Node that runs .ts app modules directly (type stripping on by default). */
+function checkNode(): void {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+  if (major > 22 || (major === 22 && minor >= 18)) return;
+  throw new Error(
+    `celery-ts needs Node >= 22.18 (this is Node ${process.versions.node}): install Node 24 ` +
+      "(for example `nvm install 24`) and run the command again",
+  );
 }
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === "-h" || command === "--help") {
-    process.stdout.write(`${USAGE}\n`);
-    return command === undefined ? 2 : 0;
-  }
-  if (command !== "worker") throw new Error(`unknown command "${command}"\n\n${USAGE}`);
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      app: { type: "string", short: "A" },
-      broker: { type: "string", short: "b" },
-      backend: { type: "string" },
-      queues: { type: "string", short: "Q" },
-      processes: { type: "string", short: "p" },
-      concurrency: { type: "string", short: "c" },
-      prefetch: { type: "string" },
-      "shutdown-timeout": { type: "string" },
-      "log-level": { type: "string", short: "l" },
-      "log-format": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
+  checkNode();
+  const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V" || name === "version") {
+    // ../package.json from both src/cli.ts and dist/cli.js.
+    const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+    process.stdout.write(`celery-ts ${version} (Node ${process.versions.node})\n`);
     return 0;
   }
-  if (!values.app)
-    throw new Error(`--app is required: the module that exports your tasks\n\n${USAGE}`);
-  const level = (values["log-level"] ?? "info") as LogLevel;
-  if (!["debug", "info", "warn", "error"].includes(level))
-    throw new Error(`unknown --log-level "${level}"`);
-  const format = values["log-format"] ?? "pretty";
-  if (format !== "json" && format !== "pretty") {
-    throw new Error(`--log-format is pretty or json, not "${format}"`);
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? 2 : 0;
   }
-  const logger = createConsoleLogger({ level, format, fields: { pid: process.pid } });
-  const broker = values.broker ?? process.env.CELERY_BROKER_URL ?? "sqlite:///celery-ts.db";
-  const backend = values.backend ?? process.env.CELERY_RESULT_BACKEND;
-  const processes = positiveInt(values.processes, "processes") ?? availableParallelism();
-  const concurrency = positiveInt(values.concurrency, "concurrency");
-  const prefetch = positiveInt(values.prefetch, "prefetch");
-  const shutdownTimeout = nonNegative(values["shutdown-timeout"], "shutdown-timeout");
-
-  // Fail fast on a bad module, URL or unreachable broker, before any child starts (and
-  // crash-loops on it).
-  const tasks = await loadTasks(values.app);
-  if (processes > 1) {
-    const probe = await resolveTransport(broker);
-    await probe.connect();
-    await probe.close();
-    const args = [...argv, "--processes", "1"];
-    return superviseWorkers({ processes, script: process.argv[1]!, args, logger });
-  }
-
-  const worker = createWorker({
-    broker,
-    ...(backend !== undefined && { backend }),
-    tasks,
-    logger,
-    ...(values.queues !== undefined && { queues: values.queues.split(",").map((q) => q.trim()) }),
-    ...(concurrency !== undefined && { concurrency }),
-    ...(prefetch !== undefined && { prefetch }),
-    ...(shutdownTimeout !== undefined && { shutdownTimeout }),
-  });
-  const supervised = process.send !== undefined;
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    // A supervised child stops on its supervisor's SIGTERM; the terminal's Ctrl-C reaches the
-    // whole process group, and the supervisor turns it into that SIGTERM.
-    if (supervised && signal === "SIGINT") return;
-    if (++signals > 1) {
-      logger.warn("second signal: exiting without waiting for running tasks", { signal });
-      process.exit(1);
-    }
-    logger.info("shutting down; running tasks may finish", { signal });
-    void worker.stop();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  // A supervised child whose supervisor died stops too, rather than run on unwatched.
-  process.on("disconnect", () => void worker.stop());
-  await worker.start();
-  await worker.stopped;
-  return 0;
+  const command = COMMANDS[name];
+  if (command === undefined) throw new Error(`unknown command "${name}"\n\n${usage()}`);
+  return command.run(rest);
 }
 
 main(process.argv.slice(2)).then(

@@ -25,11 +25,11 @@ export function createConsoleLogger(options: ConsoleLoggerOptions = {}): Logger 
     const all = { ...options.fields, ...fields };
     const time = new Date().toISOString();
     if (json) {
-      stream.write(`${JSON.stringify({ time, level, msg: message, ...all })}\n`);
+      stream.write(`${JSON.stringify({ time, level, msg: message, ...all }, bigints)}\n`);
       return;
     }
     const pairs = Object.entries(all).map(
-      ([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`,
+      ([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, bigints)}`,
     );
     stream.write(
       `${time} ${level.toUpperCase().padEnd(5)} ${message}${pairs.length ? ` ${pairs.join(" ")}` : ""}\n`,
@@ -41,4 +41,9 @@ export function createConsoleLogger(options: ConsoleLoggerOptions = {}): Logger 
     warn: (m, f) => write("warn", m, f),
     error: (m, f) => write("error", m, f),
   };
+}
+
+/** JSON.stringify throws on a bigint (e.g. an exact integer from Python): log its digits. */
+function bigints(_key: string, value: unknown): unknown {
+  return typeof value === "bigint" ? value.toString() : value;
 }

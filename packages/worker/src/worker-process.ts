@@ -14,8 +14,14 @@ export interface WorkerProcessOptions {
   processes?: number;
   /** Tasks at once in each process. @default the CLI's (10) */
   concurrency?: number;
+  /** Send task events (`-E`), for `celery-ts events` and the dashboard. @default false */
+  events?: boolean;
   /** @default ["celery"] */
   queues?: string[];
+  /** Replace a worker process after it started this many tasks (`--max-tasks-per-child`). @default no limit */
+  maxTasksPerChild?: number;
+  /** Replace a worker process once a task leaves it above this many KiB (`--max-memory-per-child`). @default no limit */
+  maxMemoryPerChild?: number;
   /** The worker's working directory. @default this process's */
   cwd?: string;
   /** Extra environment for the tasks (the worker inherits this process's environment too). */
@@ -53,6 +59,13 @@ export function startWorkerProcess(options: WorkerProcessOptions): WorkerProcess
     String(options.processes ?? 1),
     ...(options.concurrency !== undefined ? ["--concurrency", String(options.concurrency)] : []),
     ...(options.queues !== undefined ? ["--queues", options.queues.join(",")] : []),
+    ...(options.events ? ["--events"] : []),
+    ...(options.maxTasksPerChild !== undefined
+      ? ["--max-tasks-per-child", String(options.maxTasksPerChild)]
+      : []),
+    ...(options.maxMemoryPerChild !== undefined
+      ? ["--max-memory-per-child", String(options.maxMemoryPerChild)]
+      : []),
     ...(options.logLevel !== undefined ? ["--log-level", options.logLevel] : []),
   ];
   const log = options.logFile === undefined ? "inherit" : openSync(options.logFile, "a");

@@ -9,16 +9,24 @@ export class CliProcess {
   readonly child: ChildProcess;
   readonly lines: Record<string, unknown>[] = [];
   stderr = "";
+  stdout = "";
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], env: Record<string, string> = {}) {
+  /** `detached`: in a process group of its own (its pid is the group's id), as a service is. */
+  constructor(args: string[], env: Record<string, string> = {}, { detached = false } = {}) {
     this.child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
+      detached,
     });
+    this.child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (this.stdout += chunk));
+    let partial = "";
     this.child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
       this.stderr += chunk;
-      for (const line of chunk.split("\n")) {
+      // A chunk may end mid-line: keep the tail until its newline arrives.
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
         if (line.startsWith("{")) this.lines.push(JSON.parse(line) as Record<string, unknown>);
       }
     });
@@ -26,7 +34,7 @@ export class CliProcess {
   }
 
   /** Waits for a log line whose message matches, after `from` lines. */
-  async waitForLog(msg: string, from = 0, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+  async waitForLog(msg: string, from = 0, timeoutMs = 60_000): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const line = this.lines.slice(from).find((l) => l.msg === msg);
@@ -38,7 +46,7 @@ export class CliProcess {
   }
 
   /** Waits until `count` log lines with this message have been written. */
-  async waitForCount(msg: string, count: number, timeoutMs = 20_000): Promise<void> {
+  async waitForCount(msg: string, count: number, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.count(msg) < count) {
       if (Date.now() > deadline)
@@ -62,9 +70,11 @@ export function startWorker(
   url: string,
   args: string[],
   env: Record<string, string> = {},
+  options: { detached?: boolean } = {},
 ): CliProcess {
   return new CliProcess(
     ["worker", "--app", TASKS, "--broker", url, "--backend", url, "--log-format", "json", ...args],
     env,
+    options,
   );
 }

@@ -7,7 +7,7 @@ import { startWorkerProcess } from "../src/index.ts";
 import { CliProcess, TASKS, startWorker } from "./cli-process.ts";
 import { block, slow, whoAmI } from "./fixtures/cli-tasks.ts";
 
-describe("celery-ts worker (CLI)", () => {
+describe("celery-ts worker (CLI)", { timeout: 90_000 }, () => {
   let dir: string;
   let url: string;
   let client: Client;
@@ -32,15 +32,19 @@ describe("celery-ts worker (CLI)", () => {
   it("runs tasks in several processes; one that blocks its event loop stalls none of the others", async () => {
     const worker = start(["--processes", "2", "--concurrency", "1"]);
     await worker.waitForLog("worker ready");
-    const blocked = await client.task(block).delay(3_000);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Blocks for 12 s once started: the quick tasks have that long on a loaded machine.
+    const blocked = await client.task(block).delay(12_000);
+    const deadline = Date.now() + 20_000;
+    while ((await blocked.status()) !== "STARTED" && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await blocked.status()).toBe("STARTED");
     const quick = await Promise.all(Array.from({ length: 20 }, () => client.task(whoAmI).delay()));
     const pids = await Promise.all(quick.map((r) => r.get({ timeout: 10 })));
     expect(await blocked.status()).not.toBe("SUCCESS");
-    const blockerPid = await blocked.get({ timeout: 20 });
+    const blockerPid = await blocked.get({ timeout: 40 });
     expect(new Set(pids).size).toBe(1);
     expect(pids[0]).not.toBe(blockerPid);
-  }, 40_000);
+  }, 90_000);
 
   it("restarts a worker process that dies, and keeps running tasks", async () => {
     const worker = start(["--processes", "2"]);
@@ -56,7 +60,7 @@ describe("celery-ts worker (CLI)", () => {
       Array.from({ length: 10 }, () => client.task(whoAmI).delay()),
     );
     await Promise.all(results.map((r) => r.get({ timeout: 15 })));
-  }, 40_000);
+  }, 90_000);
 
   it("on SIGTERM lets a running task finish, then exits 0", async () => {
     const worker = start(["--processes", "1"]);
@@ -74,21 +78,21 @@ describe("celery-ts worker (CLI)", () => {
     worker.child.kill("SIGTERM");
     expect(await worker.exited).toBe(0);
     expect(worker.count("worker stopped")).toBe(2);
-  }, 30_000);
+  }, 90_000); // two node processes start, then stop: slow on a loaded machine, never timed
 
   it("exits with a clear error for a tasks module that cannot be loaded", async () => {
     const cli = new CliProcess(["worker", "--app", join(dir, "missing.ts"), "--broker", url]);
     processes.push(cli);
     expect(await cli.exited).toBe(78);
     expect(cli.stderr).toMatch(/celery-ts: .*could not import the tasks module .*missing\.ts/);
-  });
+  }, 30_000);
 
   it("exits with a clear error for an unknown broker scheme", async () => {
     const cli = startWorker("kafka://127.0.0.1", ["--processes", "2"]);
     processes.push(cli);
     expect(await cli.exited).toBe(78);
     expect(cli.stderr).toMatch(/unknown URL scheme "kafka:\/\/"/);
-  });
+  }, 30_000);
 
   it("checks that the broker can be reached before it starts any process", async () => {
     const cli = startWorker(`sqlite:///${join(dir, "no-such-folder", "queue.db")}`, [
@@ -99,7 +103,7 @@ describe("celery-ts worker (CLI)", () => {
     expect(await cli.exited).toBe(78);
     expect(cli.stderr).toMatch(/no-such-folder/);
     expect(cli.count("worker process started")).toBe(0);
-  });
+  }, 30_000);
 
   it("refuses bad option values", async () => {
     const timeout = startWorker(url, ["--shutdown-timeout", "soon"]);
@@ -109,7 +113,7 @@ describe("celery-ts worker (CLI)", () => {
     expect(timeout.stderr).toMatch(/--shutdown-timeout takes a number of seconds, not "soon"/);
     expect(await format.exited).toBe(1);
     expect(format.stderr).toMatch(/--log-format is pretty or json, not "xml"/);
-  });
+  }, 30_000); // starting Node processes takes seconds on a loaded machine
 
   it("runs as a child process of an app with startWorkerProcess, and stops on stop()", async () => {
     const worker = startWorkerProcess({ app: TASKS, broker: url, backend: url });
@@ -127,5 +131,5 @@ describe("celery-ts worker (CLI)", () => {
     expect(await help.exited).toBe(0);
     expect(await unknown.exited).toBe(1);
     expect(unknown.stderr).toMatch(/unknown command "serve"[\s\S]*Usage: celery-ts worker/);
-  });
+  }, 30_000);
 });

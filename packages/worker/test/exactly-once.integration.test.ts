@@ -12,8 +12,10 @@ it("finishes a 1,000-task batch exactly once as the backend sees it when a worke
   const dir = mkdtempSync(join(tmpdir(), "celery-ts-exactly-once-"));
   const log = join(dir, "completed.log");
   writeFileSync(log, "");
-  // A short lease, so the killed worker's messages come back within the test.
-  const url = `sqlite:///${join(dir, "queue.db")}?lease_ms=1500`;
+  // A short lease, so the killed worker's messages come back within the test; renewed every third
+  // of it, 5 s leaves a loaded machine seconds of slack (at 1.5 s, a late renewal let the victim
+  // take back and run again a task it still held).
+  const url = `sqlite:///${join(dir, "queue.db")}?visibility_timeout=5`;
   const env = { CELERY_TS_TEST_LOG: log };
   const client = createClient({ broker: url, backend: url });
   const victim = startWorker(url, ["--processes", "1", "--concurrency", "10"], env);

@@ -3,19 +3,23 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { afterEach, beforeEach } from "vitest";
 import {
   MemoryBroker,
+  MemoryStoreSpace,
   createMemoryBackend,
+  createMemoryStore,
   createMemoryTransport,
   createTaskMessage,
   encodeTaskMessage,
+  type CoordinationStore,
   type ResultBackend,
   type ResultMeta,
   type AnyTaskDefinition,
   type TaskMessageInput,
   type Transport,
 } from "@celery-ts/core";
-import { createSqliteBackend, createSqliteTransport } from "@celery-ts/sqlite";
+import { createSqliteBackend, createSqliteStore, createSqliteTransport } from "@celery-ts/sqlite";
 import { createWorker, type Worker, type WorkerOptions } from "../src/index.ts";
 
 /** One broker and backend for a worker test, on each transport the worker runs against. */
@@ -26,6 +30,8 @@ export interface Setup {
   /** A new connection to the test's broker; `close()` closes it. */
   transport(): Transport;
   backend: ResultBackend;
+  /** A new connection to the test's coordination store; `close()` closes it. */
+  store(): CoordinationStore;
   /** Puts messages on the broker as stored text (kombu envelopes, malformed or not), in order. */
   injectRaw(queue: string, raw: string | readonly string[]): Promise<void>;
   /** Closes every connection the setup opened and removes what it created. */
@@ -33,9 +39,9 @@ export interface Setup {
 }
 
 /** How quickly SQLite consumers look for due messages and expired leases, and waiters for results. */
-const SQLITE_POLL_MS = 20;
+const SQLITE_POLL_INTERVAL = 0.02;
 /** Short, so a message held by a consumer that died comes back within a test. */
-const SQLITE_LEASE_MS = 1_000;
+const SQLITE_VISIBILITY_TIMEOUT = 1;
 
 /** The parts of better-sqlite3 the harness uses (the worker has no @types for it). */
 interface RawDatabase {
@@ -56,6 +62,7 @@ export const setups: { name: string; create(): Promise<Setup> }[] = [
     name: "memory",
     async create() {
       const broker = new MemoryBroker();
+      const space = new MemoryStoreSpace();
       const transports: Transport[] = [];
       return {
         name: "memory",
@@ -66,6 +73,7 @@ export const setups: { name: string; create(): Promise<Setup> }[] = [
           return transport;
         },
         backend: createMemoryBackend(),
+        store: () => createMemoryStore({ space }),
         injectRaw: async (queue, raw) => {
           for (const text of typeof raw === "string" ? [raw] : raw) broker.push(queue, text);
         },
@@ -84,13 +92,14 @@ export const setups: { name: string; create(): Promise<Setup> }[] = [
       const transport = (): Transport => {
         const created = createSqliteTransport({
           path,
-          leaseMs: SQLITE_LEASE_MS,
-          pollIntervalMs: SQLITE_POLL_MS,
+          visibilityTimeout: SQLITE_VISIBILITY_TIMEOUT,
+          pollInterval: SQLITE_POLL_INTERVAL,
         });
         transports.push(created);
         return created;
       };
-      const backend = createSqliteBackend({ path, pollIntervalMs: SQLITE_POLL_MS });
+      const backend = createSqliteBackend({ path, pollInterval: SQLITE_POLL_INTERVAL });
+      const stores: CoordinationStore[] = [];
       // Opening a transport creates the tables, so raw rows can go in before any worker starts.
       await transport().connect();
       await backend.connect();
@@ -115,11 +124,17 @@ export const setups: { name: string; create(): Promise<Setup> }[] = [
         queue: `worker-test-${randomUUID()}`,
         transport,
         backend,
+        store: () => {
+          const store = createSqliteStore({ path });
+          stores.push(store);
+          return store;
+        },
         injectRaw: async (queue, texts) => {
           rawDb().insert(queue, typeof texts === "string" ? [texts] : texts);
         },
         close: async () => {
           await Promise.all(transports.map((created) => created.close()));
+          await Promise.all(stores.map((store) => store.close()));
           await backend.close();
           raw?.db.close();
           await rm(dir, { recursive: true, force: true });
@@ -161,9 +176,54 @@ export class Fixture {
   }
 
   wait(id: string, timeoutMs = 10_000): Promise<ResultMeta> {
-    return this.setup.backend.waitFor(id, { timeoutMs });
+    return this.setup.backend.waitFor(id, { timeout: timeoutMs / 1000 });
   }
 }
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Inserts stored texts on a queue of a SQLite broker file, as a foreign producer would. */
+export function insertRaw(path: string, queue: string, texts: readonly string[]): void {
+  const db = new RawDatabase(path);
+  try {
+    const insert = db.prepare("INSERT INTO celery_ts_messages (queue, payload) VALUES (?, ?)");
+    db.transaction(() => {
+      for (const text of texts) insert.run(queue, text);
+    })();
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A describe block's worker fixtures: a fresh setup before each test, and every worker started
+ * through `start` stopped (then the setup closed) after it.
+ */
+export function useWorkers(create: () => Promise<Setup>): {
+  setup(): Setup;
+  start(tasks: AnyTaskDefinition[], options?: Partial<WorkerOptions>): Promise<Fixture>;
+} {
+  let current: Setup | undefined;
+  const fixtures: Fixture[] = [];
+  beforeEach(async () => {
+    current = await create();
+  });
+  afterEach(async () => {
+    await Promise.all(fixtures.splice(0).map((f) => f.worker.stop()));
+    await current?.close();
+  });
+  const setup = (): Setup => {
+    if (!current) throw new Error("useWorkers: setup() is only there inside a test");
+    return current;
+  };
+  return {
+    setup,
+    async start(tasks, options = {}) {
+      const fixture = new Fixture(setup(), tasks, options);
+      fixtures.push(fixture);
+      await fixture.worker.start();
+      return fixture;
+    },
+  };
+}

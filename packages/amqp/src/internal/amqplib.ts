@@ -59,112 +59,81 @@ export const lenientDecoding = codec?.lenient === true && !definitionsLoaded;
 const amqplib = require("amqplib") as typeof Amqplib;
 export const connect = amqplib.connect;
 
+/**
+ * A 64-bit integer as a number where a double holds it exactly, else as a bigint (as
+ * `decodeJson` reads integers beyond 2^53): `2**63 - 1` from Python arrives unchanged.
+ */
+function exactInteger(value: bigint): number | bigint {
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value;
+}
+
+/** The fixed-size tags of a field table: their size in bytes and how to read them. */
+const FIXED: Record<string, [number, (slice: Buffer, offset: number) => unknown]> = {
+  b: [1, (b, o) => b.readInt8(o)],
+  B: [1, (b, o) => b.readUInt8(o)],
+  s: [2, (b, o) => b.readInt16BE(o)],
+  U: [2, (b, o) => b.readInt16BE(o)],
+  u: [2, (b, o) => b.readUInt16BE(o)],
+  I: [4, (b, o) => b.readInt32BE(o)],
+  i: [4, (b, o) => b.readUInt32BE(o)],
+  l: [8, (b, o) => exactInteger(b.readBigInt64BE(o))],
+  L: [8, (b, o) => exactInteger(b.readBigInt64BE(o))],
+  f: [4, (b, o) => b.readFloatBE(o)],
+  d: [8, (b, o) => b.readDoubleBE(o)],
+  t: [1, (b, o) => b[o] !== 0],
+  V: [0, () => null],
+  D: [5, (b, o) => ({ "!": "decimal", value: { places: b[o]!, digits: b.readUInt32BE(o + 1) } })],
+  T: [8, (b, o) => ({ "!": "timestamp", value: Number(b.readBigUInt64BE(o)) })],
+};
+
+/** Reads the values of a field table, or of an array in one, from `offset` on. */
+class TableReader {
+  offset = 0;
+  readonly slice: Buffer;
+
+  constructor(slice: Buffer) {
+    this.slice = slice;
+  }
+
+  value(): unknown {
+    const tag = String.fromCharCode(this.slice[this.offset]!);
+    this.offset++;
+    const fixed = FIXED[tag];
+    if (fixed) {
+      const [size, read] = fixed;
+      const result = read(this.slice, this.offset);
+      this.offset += size;
+      return result;
+    }
+    if (!"SxFA".includes(tag)) throw new TypeError(`Unexpected type tag "${tag}"`);
+    const length = this.slice.readUInt32BE(this.offset);
+    this.offset += 4;
+    const start = this.offset;
+    const end = start + length;
+    if (tag === "A") {
+      const items: unknown[] = [];
+      while (this.offset < end) items.push(this.value());
+      return items;
+    }
+    this.offset = end;
+    if (tag === "S") return this.slice.toString("utf8", start, end);
+    if (tag === "x") return this.slice.subarray(start, end);
+    return decodeTable(this.slice.subarray(start, end));
+  }
+}
+
 /** A field table as amqplib decodes it, plus the `L` (int64) and `U` (int16) tags. */
 export function decodeTable(slice: Buffer): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
-  let offset = 0;
-  const value = (): unknown => {
-    const tag = String.fromCharCode(slice[offset]!);
-    offset++;
-    let result: unknown;
-    switch (tag) {
-      case "b":
-        result = slice.readInt8(offset);
-        offset += 1;
-        break;
-      case "B":
-        result = slice.readUInt8(offset);
-        offset += 1;
-        break;
-      case "s":
-      case "U":
-        result = slice.readInt16BE(offset);
-        offset += 2;
-        break;
-      case "u":
-        result = slice.readUInt16BE(offset);
-        offset += 2;
-        break;
-      case "I":
-        result = slice.readInt32BE(offset);
-        offset += 4;
-        break;
-      case "i":
-        result = slice.readUInt32BE(offset);
-        offset += 4;
-        break;
-      case "l":
-      case "L":
-        result = Number(slice.readBigInt64BE(offset));
-        offset += 8;
-        break;
-      case "f":
-        result = slice.readFloatBE(offset);
-        offset += 4;
-        break;
-      case "d":
-        result = slice.readDoubleBE(offset);
-        offset += 8;
-        break;
-      case "t":
-        result = slice[offset] !== 0;
-        offset += 1;
-        break;
-      case "V":
-        result = null;
-        break;
-      case "D": {
-        const places = slice[offset]!;
-        const digits = slice.readUInt32BE(offset + 1);
-        offset += 5;
-        result = { "!": "decimal", value: { places, digits } };
-        break;
-      }
-      case "T":
-        result = { "!": "timestamp", value: Number(slice.readBigUInt64BE(offset)) };
-        offset += 8;
-        break;
-      case "S": {
-        const length = slice.readUInt32BE(offset);
-        offset += 4;
-        result = slice.toString("utf8", offset, offset + length);
-        offset += length;
-        break;
-      }
-      case "x": {
-        const length = slice.readUInt32BE(offset);
-        offset += 4;
-        result = slice.subarray(offset, offset + length);
-        offset += length;
-        break;
-      }
-      case "F": {
-        const length = slice.readUInt32BE(offset);
-        offset += 4;
-        result = decodeTable(slice.subarray(offset, offset + length));
-        offset += length;
-        break;
-      }
-      case "A": {
-        const length = slice.readUInt32BE(offset);
-        offset += 4;
-        const end = offset + length;
-        const items: unknown[] = [];
-        while (offset < end) items.push(value());
-        result = items;
-        break;
-      }
-      default:
-        throw new TypeError(`Unexpected type tag "${tag}"`);
-    }
-    return result;
-  };
-  while (offset < slice.length) {
-    const length = slice.readUInt8(offset);
-    offset++;
-    const key = slice.toString("utf8", offset, offset + length);
-    offset += length;
-    fields[key] = value();
+  const reader = new TableReader(slice);
+  while (reader.offset < slice.length) {
+    const length = slice.readUInt8(reader.offset);
+    reader.offset++;
+    const key = slice.toString("utf8", reader.offset, reader.offset + length);
+    reader.offset += length;
+    fields[key] = reader.value();
   }
   return fields;
 }

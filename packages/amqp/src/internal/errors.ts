@@ -1,4 +1,9 @@
 import { CeleryTsError, isCeleryTsError } from "@celery-ts/core";
+import {
+  closedError as kitClosedError,
+  connectionError,
+  networkErrorCode,
+} from "@celery-ts/core/driver";
 
 export const PKG = "amqp";
 
@@ -6,19 +11,9 @@ export function configError(message: string, cause?: unknown): CeleryTsError {
   return new CeleryTsError("CONFIG", message, { pkg: PKG, cause });
 }
 
+/** @param what `"transport"`, `"rpc backend"` */
 export function closedError(what: string): CeleryTsError {
-  return new CeleryTsError("CLOSED", `the AMQP ${what} is closed`, { pkg: PKG });
-}
-
-export function connectionError(
-  message: string,
-  options: { cause?: unknown; retryable?: boolean } = {},
-): CeleryTsError {
-  return new CeleryTsError("CONNECTION", message, {
-    pkg: PKG,
-    cause: options.cause,
-    retryable: options.retryable ?? true,
-  });
+  return kitClosedError(PKG, `AMQP ${what}`);
 }
 
 export function encodeError(message: string, cause?: unknown): CeleryTsError {
@@ -47,6 +42,12 @@ export function serverReply(error: unknown): ServerReply | undefined {
   return { code: Number(match[1]), text: match[3] ?? match[2] ?? error.message };
 }
 
+/** Whether RabbitMQ said NOT_FOUND (a queue or exchange that is not there), mapped or not. */
+export function isNotFound(error: unknown): boolean {
+  const raw = error instanceof CeleryTsError ? error.cause : error;
+  return serverReply(raw)?.code === 404;
+}
+
 // RabbitMQ: "PRECONDITION_FAILED - inequivalent arg 'x-max-priority' for queue 'q' in vhost '/':
 // received none but current is the value '10' of type 'signedint'"
 const INEQUIVALENT =
@@ -71,19 +72,6 @@ export function describeMismatch(text: string): string | undefined {
   );
 }
 
-const RETRYABLE_SOCKET_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EHOSTDOWN",
-  "EPIPE",
-  "EAI_AGAIN",
-  "ENOTFOUND",
-]);
-
 /**
  * Maps what amqplib (or the socket under it) throws to a `CeleryTsError` that says what to do.
  * `doing` completes "could not ...", e.g. `declare the queue "celery"`.
@@ -101,8 +89,8 @@ export function mapAmqpError(error: unknown, doing: string): CeleryTsError {
   if (reply) return mapReply(reply, doing, error);
   const socketCode = (error as { code?: unknown } | null)?.code;
   if (typeof socketCode === "string") {
-    if (RETRYABLE_SOCKET_CODES.has(socketCode)) {
-      return connectionError(`cannot ${doing}: RabbitMQ cannot be reached (${message})`, {
+    if (networkErrorCode(error) !== undefined) {
+      return connectionError(PKG, `cannot ${doing}: RabbitMQ cannot be reached (${message})`, {
         cause: error,
       });
     }
@@ -115,11 +103,15 @@ export function mapAmqpError(error: unknown, doing: string): CeleryTsError {
     }
   }
   if (/ETIMEDOUT|closed|ended|socket|heartbeat|Unexpected close/i.test(message)) {
-    return connectionError(`cannot ${doing}: the connection to RabbitMQ was lost (${message})`, {
-      cause: error,
-    });
+    return connectionError(
+      PKG,
+      `cannot ${doing}: the connection to RabbitMQ was lost (${message})`,
+      {
+        cause: error,
+      },
+    );
   }
-  return connectionError(`cannot ${doing}: ${message}`, { cause: error, retryable: false });
+  return connectionError(PKG, `cannot ${doing}: ${message}`, { cause: error, retryable: false });
 }
 
 function mapReply(reply: ServerReply, doing: string, cause: unknown): CeleryTsError {
@@ -151,10 +143,10 @@ function mapReply(reply: ServerReply, doing: string, cause: unknown): CeleryTsEr
       return configError(`cannot ${doing}: RabbitMQ does not support this ${said}`, cause);
     case 404:
       // A queue or exchange deleted behind our back: declaring again on retry fixes it.
-      return connectionError(`cannot ${doing}: not found ${said}`, { cause });
+      return connectionError(PKG, `cannot ${doing}: not found ${said}`, { cause });
     default:
       // 320 CONNECTION_FORCED (an operator or a restart), 5xx internal errors, resource alarms.
-      return connectionError(`cannot ${doing}: the connection or channel was closed ${said}`, {
+      return connectionError(PKG, `cannot ${doing}: the connection or channel was closed ${said}`, {
         cause,
       });
   }

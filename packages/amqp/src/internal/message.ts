@@ -1,4 +1,5 @@
 import type { CeleryTsError, WireMessage } from "@celery-ts/core";
+import { oversizeReason } from "@celery-ts/core/driver";
 import type { Message, Options } from "amqplib";
 import { malformedError } from "./errors.ts";
 import { decodeFieldTable, encodeFieldTable } from "./field-table.ts";
@@ -148,4 +149,24 @@ export function fromAmqpMessage(message: Message, stripHeaders: readonly string[
       properties: wireProperties,
     },
   };
+}
+
+/**
+ * A message over `maxBytes`, as the error it is delivered as (its head only), or undefined.
+ * amqplib has read it whole by then: RabbitMQ's own `max_message_size` (128 MiB by default)
+ * bounds what it accepts at all.
+ */
+export function sizeChecked(message: Message, maxBytes: number): Decoded | undefined {
+  if (message.content.length <= maxBytes) return undefined;
+  return {
+    error: malformedError(oversizeReason(message.content.length, maxBytes)),
+    raw: rawText(message.content.subarray(0, 1024)),
+  };
+}
+
+/** The task id a message's headers name (protocol 2), when they name one. */
+export function headerTaskId(message: Message): string | undefined {
+  const id: unknown = message.properties.headers?.id;
+  if (typeof id === "string" && id !== "") return id;
+  return Buffer.isBuffer(id) && id.length > 0 ? id.toString("utf8") : undefined;
 }

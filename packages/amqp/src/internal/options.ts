@@ -1,15 +1,7 @@
 import type { SocketOptions } from "amqplib";
-import { configError } from "./errors.ts";
+import { durationOption, toMs } from "@celery-ts/core/driver";
+import { configError, PKG } from "./errors.ts";
 import { DEFAULT_BROKER_URL, parseAmqpUrl, type BrokerAddress } from "./parse-url.ts";
-
-/** A duration option in milliseconds: positive and finite, or the default when left out. */
-export function durationOption(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw configError(`${name} must be a positive number of milliseconds, got ${String(value)}`);
-  }
-  return value;
-}
 
 /** Options shared by the transport and the rpc backend: where the broker is and how to reach it. */
 export interface ConnectionOptions {
@@ -28,39 +20,60 @@ export interface ConnectionOptions {
    */
   socketOptions?: SocketOptions;
   /**
-   * How long one connection attempt may take, and how long a graceful `close()` waits for
-   * publishes in flight. The URL's `connect_timeout` wins.
-   * @default 5_000
+   * Seconds one connection attempt may take, and a graceful `close()` waits for publishes in
+   * flight. The URL's `connect_timeout` wins.
+   * @default 5
    */
-  connectTimeoutMs?: number;
+  connectTimeout?: number;
   /**
-   * After a lost connection, the first reconnect attempt waits this long, then each wait doubles
-   * (with ±20 % jitter) up to `reconnectMaxDelayMs`. Consumers resume on the new connection.
-   * @default 100
+   * Seconds: after a lost connection, reconnect attempts wait up to this long, then up to twice
+   * as long each time (the driver kit's backoff, with full jitter), up to `reconnectMaxDelay`.
+   * Consumers resume on the new connection.
+   * @default 0.1
    */
-  reconnectInitialDelayMs?: number;
-  /** The longest wait between reconnect attempts. @default 5_000 */
-  reconnectMaxDelayMs?: number;
+  reconnectInitialDelay?: number;
+  /** The longest wait between reconnect attempts, in seconds. @default 5 */
+  reconnectMaxDelay?: number;
+  /**
+   * How many reconnect attempts in a row may fail before giving up: consumers then end with the
+   * last `CONNECTION` error (a worker stops). Publishes always try once more when called.
+   * @default Infinity: keep trying, with backoff, however long RabbitMQ is away
+   */
+  reconnectAttempts?: number;
 }
 
+/** The connection settings, checked: the connect timeout in ms for timers, the backoff in seconds. */
 export interface ResolvedConnection {
   address: BrokerAddress;
   socketOptions: SocketOptions;
   connectTimeoutMs: number;
-  reconnectInitialDelayMs: number;
-  reconnectMaxDelayMs: number;
+  reconnectInitialDelay: number;
+  reconnectMaxDelay: number;
+  reconnectAttempts: number;
+}
+
+function attemptsOption(value: number | undefined): number {
+  if (value === undefined || value === Infinity) return Infinity;
+  if (!Number.isInteger(value) || value < 1) {
+    throw configError(
+      `reconnectAttempts must be a whole number of 1 or more, or Infinity, got ${String(value)}`,
+    );
+  }
+  return value;
 }
 
 export function resolveConnection(options: ConnectionOptions): ResolvedConnection {
   return {
     address: parseAmqpUrl(options.url ?? DEFAULT_BROKER_URL),
     socketOptions: options.socketOptions ?? {},
-    connectTimeoutMs: durationOption("connectTimeoutMs", options.connectTimeoutMs, 5_000),
-    reconnectInitialDelayMs: durationOption(
-      "reconnectInitialDelayMs",
-      options.reconnectInitialDelayMs,
-      100,
+    connectTimeoutMs: toMs(durationOption(PKG, "connectTimeout", options.connectTimeout, 5)),
+    reconnectInitialDelay: durationOption(
+      PKG,
+      "reconnectInitialDelay",
+      options.reconnectInitialDelay,
+      0.1,
     ),
-    reconnectMaxDelayMs: durationOption("reconnectMaxDelayMs", options.reconnectMaxDelayMs, 5_000),
+    reconnectMaxDelay: durationOption(PKG, "reconnectMaxDelay", options.reconnectMaxDelay, 5),
+    reconnectAttempts: attemptsOption(options.reconnectAttempts),
   };
 }

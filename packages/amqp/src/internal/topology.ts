@@ -117,14 +117,26 @@ export async function declareQueue(
   }
 }
 
-/** The dead-letter queue of `queue`, bound to the dead-letter exchange by the queue's name. */
+/**
+ * The dead-letter queue of `queue`, bound to the dead-letter exchange by the queue's name, with
+ * `args` (its bounds); `args` undefined: only checked (it exists, declared some other way).
+ */
 export async function declareDeadLetterQueue(
   channel: Channel,
   exchange: string,
   deadQueue: string,
   queue: string,
+  args: Record<string, unknown> | undefined,
 ): Promise<void> {
   await declareExchange(channel, exchange, "direct");
-  await channel.assertQueue(deadQueue, { durable: true, autoDelete: false, exclusive: false });
+  if (args === undefined) await channel.checkQueue(deadQueue);
+  else {
+    await channel.assertQueue(deadQueue, {
+      durable: true,
+      autoDelete: false,
+      exclusive: false,
+      arguments: encodeFieldTable(args),
+    });
+  }
   await channel.bindQueue(deadQueue, exchange, queue);
 }

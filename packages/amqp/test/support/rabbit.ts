@@ -1,13 +1,17 @@
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { promisify } from "node:util";
+import { testServers } from "@celery-ts/testing";
 import type { Channel, ChannelModel } from "amqplib";
 // amqplib as the package loads it (with its decoder fix), whichever module loads it first.
 import { connect } from "../../src/internal/amqplib.ts";
 import { DELAY_LEVELS, delayNames } from "../../src/internal/delay.ts";
+import { parseAmqpUrl } from "../../src/internal/parse-url.ts";
 
-/** The shared RabbitMQ of the integration tests (never restarted by them). */
-export const BROKER_URL = process.env.CELERY_TS_AMQP_URL ?? "amqp://guest:guest@127.0.0.1:5672//";
+/** The RabbitMQ (and vhost) of this test run: CELERY_TS_AMQP_URL, see docs/testing.md. Never restarted. */
+export const BROKER_URL = testServers().amqpUrl;
+/** The vhost of BROKER_URL, as RabbitMQ names it in its messages. */
+export const VHOST = parseAmqpUrl(BROKER_URL).vhost;
 
 export const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => setTimeout(resolve, ms));
@@ -97,6 +101,9 @@ export function rabbitAdmin() {
     async messageCount(name: string): Promise<number> {
       return withChannel(async (channel) => (await channel.checkQueue(name)).messageCount);
     },
+    async consumerCount(name: string): Promise<number> {
+      return withChannel(async (channel) => (await channel.checkQueue(name)).consumerCount);
+    },
     async cleanup() {
       if (!model && queues.size === 0 && exchanges.size === 0 && shared.size === 0) return;
       const failures: string[] = [];
@@ -128,6 +135,19 @@ export function rabbitAdmin() {
 }
 
 export type RabbitAdmin = ReturnType<typeof rabbitAdmin>;
+
+/**
+ * Whether RabbitMQ lists the queue in the run's vhost, asked through `rabbitmqctl list_queues`:
+ * unlike a passive declare, looking this way does not count as using the queue (its x-expires).
+ */
+export async function queueListed(name: string): Promise<boolean> {
+  const { stdout } = await promisify(execFile)(
+    "rabbitmqctl",
+    ["list_queues", "-p", VHOST, "name", "-q", "--no-table-headers"],
+    { timeout: 30_000 },
+  );
+  return stdout.split("\n").some((line) => line.trim() === name);
+}
 
 /**
  * Closes a connection from the server side, as an operator (or a failing node) would:

@@ -44,3 +44,8 @@ function reprString(text: string): string {
   });
   return quoteChar + (quoteChar === "'" ? escaped.replaceAll("'", "\\'") : escaped) + quoteChar;
 }
+
+/** A Python-style `repr` of one value (a task's result in events), cut at 1024 characters. */
+export function reprValue(value: unknown): string {
+  return truncate(repr(value));
+}

@@ -1,34 +1,15 @@
-import { CeleryTsError, isCeleryTsError } from "@celery-ts/core";
+import { isCeleryTsError, type CeleryTsError } from "@celery-ts/core";
+import {
+  configError as kitConfigError,
+  connectionError,
+  networkErrorCode,
+} from "@celery-ts/core/driver";
 
 export const PKG = "redis";
 
 export function configError(message: string, cause?: unknown): CeleryTsError {
-  return new CeleryTsError("CONFIG", message, { pkg: PKG, cause });
+  return kitConfigError(PKG, message, cause);
 }
-
-export function closedError(what: string): CeleryTsError {
-  return new CeleryTsError("CLOSED", `the Redis ${what} is closed`, { pkg: PKG });
-}
-
-export function connectionError(message: string, cause?: unknown): CeleryTsError {
-  return new CeleryTsError("CONNECTION", message, { pkg: PKG, retryable: true, cause });
-}
-
-/** Socket-level error codes: the server is down, restarting, or unreachable for now. */
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "ERR_SOCKET_CLOSED",
-]);
 
 /** What ioredis says when a command could not be sent, or its connection went while it waited. */
 const CONNECTION_MESSAGES = [
@@ -103,7 +84,7 @@ function isRedisError(error: unknown): error is Error {
 export function mapRedisError(error: unknown, target: string): unknown {
   if (isCeleryTsError(error) || !isRedisError(error)) return error;
   const message = error.message;
-  const code = (error as NodeJS.ErrnoException).code;
+  const code = networkErrorCode(error);
   if (isAuthError(error)) {
     return configError(
       `Redis at ${target} refused the credentials or the command (${message}); check the ` +
@@ -111,28 +92,32 @@ export function mapRedisError(error: unknown, target: string): unknown {
       error,
     );
   }
-  if (code !== undefined && NETWORK_CODES.has(code)) {
+  if (code !== undefined) {
     const hint =
       code === "ENOTFOUND" || code === "EAI_AGAIN"
         ? "check the host name in the URL"
         : "is the server running, and are the host and port in the URL right?";
-    return connectionError(`cannot reach Redis at ${target} (${code}): ${hint}`, error);
+    return connectionError(PKG, `cannot reach Redis at ${target} (${code}): ${hint}`, {
+      cause: error,
+    });
   }
   if (CONNECTION_MESSAGES.some((text) => message.includes(text)) || error.name === "AbortError") {
     return connectionError(
+      PKG,
       `lost the connection to Redis at ${target} (${message}); retry once it is back`,
-      error,
+      { cause: error },
     );
   }
   const reply = replyCode(message);
   if (TRANSIENT_REPLIES.includes(reply)) {
     return connectionError(
+      PKG,
       `Redis at ${target} cannot serve the command now (${message}); retry later`,
-      error,
+      { cause: error },
     );
   }
-  return new CeleryTsError("CONNECTION", `Redis at ${target} refused a command: ${message}`, {
-    pkg: PKG,
+  return connectionError(PKG, `Redis at ${target} refused a command: ${message}`, {
     cause: error,
+    retryable: false,
   });
 }

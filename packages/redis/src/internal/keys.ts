@@ -80,8 +80,28 @@ export class KeyLayout {
     return [this.binding(queue), [queue, "", queue].join(SEP)];
   }
 
+  /** Ours, not kombu's: the ids of the celery-ts consumers that may hold messages (a set). */
+  get consumers(): string {
+    return `${this.prefix}_celery-ts.consumers`;
+  }
+
+  /** Ours: present while the consumer `id` lives (a key with a TTL, renewed by heartbeats). */
+  alive(id: string): string {
+    return `${this.prefix}_celery-ts.alive.${id}`;
+  }
+
+  /** Ours: the delivery tags the consumer `id` took and has not settled (a set). */
+  held(id: string): string {
+    return `${this.prefix}_celery-ts.held.${id}`;
+  }
+
   /** Ours, not kombu's: the messages of a queue rejected without requeue, oldest first. */
   dead(queue: string): string {
     return `${this.prefix}_celery-ts.dead.${queue}`;
+  }
+
+  /** Ours: the bytes of a queue's dead letters, kept beside them to bound them. */
+  deadBytes(queue: string): string {
+    return `${this.prefix}_celery-ts.dead-bytes.${queue}`;
   }
 }

@@ -1,15 +1,15 @@
-import { CeleryTsError, isCeleryTsError, type Logger } from "@celery-ts/core";
+import { CeleryTsError, isCeleryTsError, type ConnectionEvent, type Logger } from "@celery-ts/core";
 import { Redis, type RedisOptions } from "ioredis";
-import { closedError, connectionError, isAuthError, mapRedisError, PKG } from "./errors.ts";
+import { backoffDelay, closedError, connectionError, toMs } from "@celery-ts/core/driver";
+import { isAuthError, mapRedisError, PKG } from "./errors.ts";
 import { parseRedisUrl, type ParsedRedisUrl } from "./parse-url.ts";
 
 /** How to reach Redis: a URL, ioredis options, or a client the caller owns. */
 export type RedisConnection = string | RedisOptions | Redis;
 
-/** Reconnection delays: 100 ms doubling to 3 s, with jitter so that a fleet does not stampede. */
+/** Reconnection delays (ms): the kit's backoff from 0.1 s up to 3 s, jittered so a fleet does not stampede. */
 export function defaultRetryStrategy(times: number): number {
-  const base = Math.min(100 * 2 ** Math.min(times - 1, 5), 3_000);
-  return Math.round(base * (0.8 + Math.random() * 0.4));
+  return Math.round(toMs(backoffDelay(times, { initial: 0.1, max: 3 })));
 }
 
 /**
@@ -17,7 +17,7 @@ export function defaultRetryStrategy(times: number): number {
  * (a bounded time) for the connection to be ready and is then sent once, so a command can never
  * sit in a queue past the caller's deadline and run later behind its back.
  */
-const OWNED_DEFAULTS: RedisOptions = {
+const OWNED_DEFAULTS: Omit<RedisOptions, "replyMapping"> = {
   lazyConnect: true,
   enableOfflineQueue: false,
   autoResendUnfulfilledCommands: false,
@@ -27,11 +27,15 @@ const OWNED_DEFAULTS: RedisOptions = {
   retryStrategy: defaultRetryStrategy,
   // Commands issued in the same tick (many tasks finishing at once) share one write.
   enableAutoPipelining: true,
+  // RESP2, as kombu and redis-py speak (ioredis 6 defaults to RESP3): client-tracking
+  // invalidations then arrive as pub/sub messages on the wake-up connection.
+  protocol: 2,
 };
 
 /** The options a duplicate gets, whatever the original's: we re-subscribe and re-arm ourselves. */
 const DUPLICATE_OVERRIDES: RedisOptions = {
   lazyConnect: true,
+  protocol: 2,
   enableOfflineQueue: false,
   autoResendUnfulfilledCommands: false,
   autoResubscribe: false,
@@ -72,6 +76,23 @@ export interface ResolvedConnection {
   fromUrl: Omit<ParsedRedisUrl, "redis" | "target">;
 }
 
+/**
+ * A client with celery-ts's defaults. Replies are read in ioredis's "legacy" shapes (arrays, not
+ * RESP3 maps), so a `replyMapping` other than that is refused rather than misread.
+ */
+function newClient(options: RedisOptions): Redis {
+  const { replyMapping, ...rest } = options;
+  if (replyMapping !== undefined && replyMapping !== "legacy") {
+    throw new CeleryTsError(
+      "CONFIG",
+      `ioredis's replyMapping "${replyMapping}" is not supported: leave it unset (celery-ts reads ` +
+        "the legacy reply shapes)",
+      { pkg: PKG },
+    );
+  }
+  return new Redis<"legacy">({ ...OWNED_DEFAULTS, ...rest });
+}
+
 /** Builds (or adopts) the main client. No I/O: the connection opens on first use. */
 export function resolveConnection(connection: RedisConnection | undefined): ResolvedConnection {
   if (isRedisClient(connection)) {
@@ -84,7 +105,7 @@ export function resolveConnection(connection: RedisConnection | undefined): Reso
   }
   if (connection === undefined || typeof connection === "string") {
     const { redis, target, ...fromUrl } = parseRedisUrl(connection ?? "redis://127.0.0.1:6379/0");
-    return { client: new Redis({ ...OWNED_DEFAULTS, ...redis }), owned: true, target, fromUrl };
+    return { client: newClient(redis), owned: true, target, fromUrl };
   }
   if (typeof connection !== "object" || connection === null) {
     throw new CeleryTsError(
@@ -102,7 +123,7 @@ export function resolveConnection(connection: RedisConnection | undefined): Reso
     );
   }
   return {
-    client: new Redis({ ...OWNED_DEFAULTS, ...connection }),
+    client: newClient(connection),
     owned: true,
     target: describeTarget(connection),
     fromUrl: {},
@@ -121,6 +142,8 @@ export interface LinkOptions {
   owned: boolean;
   /** What is closed when this link is, for CLOSED errors: "transport", "result backend". */
   what: string;
+  /** Told of each loss (after the connection had been up) and each recovery, as they are logged. */
+  onEvent?: (event: ConnectionEvent) => void;
 }
 
 /**
@@ -147,6 +170,9 @@ export class Link {
     // A client given to us may be connected already: its "ready" has come and gone.
     this.#everReady = client.status === "ready";
     const { logger, role } = options;
+    // Which part's connection, so that a worker's transport and backend (each with a command
+    // connection) log distinct lines: "redis transport: lost the command connection ...".
+    const name = `redis ${options.what}`;
     const onError = (error: unknown): void => {
       this.#lastError = error;
       // Wrong credentials will not get better by waiting: tell every waiter now.
@@ -156,9 +182,10 @@ export class Link {
       }
       if (this.#everReady && !this.#lost && !this.#closed) {
         this.#lost = true;
-        logger.warn(`redis: lost the ${role} connection to ${this.target}; reconnecting`, {
+        logger.warn(`${name}: lost the ${role} connection to ${this.target}; reconnecting`, {
           error: String((error as Error)?.message ?? error),
         });
+        options.onEvent?.({ type: "lost", role });
       } else {
         logger.debug(`redis: ${role} connection to ${this.target} failed`, {
           error: String((error as Error)?.message ?? error),
@@ -168,7 +195,8 @@ export class Link {
     const onClose = (): void => {
       if (this.#everReady && !this.#lost && !this.#closed) {
         this.#lost = true;
-        logger.warn(`redis: lost the ${role} connection to ${this.target}; reconnecting`);
+        logger.warn(`${name}: lost the ${role} connection to ${this.target}; reconnecting`);
+        options.onEvent?.({ type: "lost", role });
       }
     };
     const onReconnecting = (delay: unknown): void => {
@@ -176,14 +204,19 @@ export class Link {
         logger.debug(`redis: reconnecting the ${role} connection in ${String(delay)} ms`);
     };
     const onReady = (): void => {
-      if (this.#lost) logger.info(`redis: reconnected the ${role} connection to ${this.target}`);
+      if (this.#lost) {
+        logger.info(`${name}: reconnected the ${role} connection to ${this.target}`);
+        options.onEvent?.({ type: "recovered", role });
+      }
       this.#lost = false;
       this.#everReady = true;
       this.#settleWaiters();
       this.#readyCallbacks.forEach((callback) => callback());
     };
     const onEnd = (): void => {
-      this.#settleWaiters(this.#closed ? closedError(options.what) : this.#unreachable(Number.NaN));
+      this.#settleWaiters(
+        this.#closed ? closedError(PKG, `Redis ${options.what}`) : this.#unreachable(Number.NaN),
+      );
     };
     client.on("error", onError);
     client.on("close", onClose);
@@ -214,7 +247,7 @@ export class Link {
 
   /** Maps an error of this connection to a CeleryTsError (or passes a bug through). */
   map(error: unknown): unknown {
-    if (this.#closed) return closedError(this.#options.what);
+    if (this.#closed) return closedError(PKG, `Redis ${this.#options.what}`);
     return mapRedisError(error, this.target);
   }
 
@@ -224,7 +257,7 @@ export class Link {
    * Wrong credentials reject at once with a CONFIG error.
    */
   waitReady(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.#closed) return Promise.reject(closedError(this.#options.what));
+    if (this.#closed) return Promise.reject(closedError(PKG, `Redis ${this.#options.what}`));
     const { client } = this;
     if (client.status === "ready") return Promise.resolve();
     if (client.status === "end") {
@@ -286,9 +319,10 @@ export class Link {
     if (isCeleryTsError(mapped, "CONFIG")) return mapped;
     const within = Number.isFinite(timeoutMs) ? ` within ${timeoutMs} ms` : "";
     return connectionError(
+      PKG,
       `Redis at ${this.target} was not reachable${within}${reason}; is the server running and ` +
         "the URL right?",
-      last,
+      { cause: last },
     );
   }
 
@@ -317,7 +351,7 @@ export class Link {
     if (this.#closed) return;
     this.#closed = true;
     this.#readyCallbacks.clear();
-    this.#settleWaiters(closedError(this.#options.what));
+    this.#settleWaiters(closedError(PKG, `Redis ${this.#options.what}`));
     const { client } = this;
     if (this.#options.owned) {
       if (!force && client.status === "ready") {

@@ -1,14 +1,19 @@
+import { takeDeliveryLimitParameters, type DeliveryLimitOptions } from "@celery-ts/core/driver";
 import type { RedisOptions } from "ioredis";
-import { configError } from "./errors.ts";
+import { configError, PKG } from "./errors.ts";
 
 /** What a URL says: ioredis connection options, plus the transport and backend options it sets. */
 export interface ParsedRedisUrl {
   redis: RedisOptions;
   /** The server, for messages: `127.0.0.1:6379/0`, or `sentinel master "mymaster" (db 0)`. */
   target: string;
-  visibilityTimeoutMs?: number;
+  /** Seconds. */
+  visibilityTimeout?: number;
   keyPrefix?: string;
-  expiresInMs?: number;
+  /** Seconds (`?result_expires=`); 0 keeps results forever. */
+  expires?: number;
+  /** `?dead_letters=`, `?dead_letter_max_*=`, `?max_message_bytes=` (broker). */
+  limits?: DeliveryLimitOptions;
 }
 
 const FORMS =
@@ -105,6 +110,12 @@ function formatHost({ host, port }: { host: string; port: number }): string {
  * list). Pure: no I/O. Throws a `CONFIG` error that shows the accepted forms.
  */
 export function parseRedisUrl(url: string): ParsedRedisUrl {
+  const { url: rest, options } = takeDeliveryLimitParameters(PKG, url);
+  const parsed = parseWithoutLimits(rest);
+  return Object.keys(options).length === 0 ? parsed : { ...parsed, limits: options };
+}
+
+function parseWithoutLimits(url: string): ParsedRedisUrl {
   const schemeMatch = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/is.exec(url.trim());
   if (!schemeMatch) return fail(url, "it has no scheme");
   const scheme = (schemeMatch[1] ?? "").toLowerCase();
@@ -182,13 +193,13 @@ function applyQuery(
   for (const [name, value] of query) {
     switch (name) {
       case "visibility_timeout":
-        parsed.visibilityTimeoutMs = seconds(url, name, value);
+        parsed.visibilityTimeout = seconds(url, name, value) / 1000;
         break;
       case "global_keyprefix":
         parsed.keyPrefix = value;
         break;
       case "result_expires":
-        parsed.expiresInMs = seconds(url, name, value, true);
+        parsed.expires = seconds(url, name, value, true) / 1000;
         break;
       case "master_name":
         if (scheme !== "sentinel") return fail(url, "master_name is for Sentinel URLs");

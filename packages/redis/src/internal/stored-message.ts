@@ -38,15 +38,19 @@ export function priorityOf(envelope: JsonObject | undefined): unknown {
  * and `properties.delivery_info.redelivered` set to true, written as Python's json.dumps writes.
  * A malformed message goes back exactly as it was.
  */
-export function markRedelivered(raw: string, envelope = parseEnvelope(raw)): string {
+export function markRedelivered(
+  raw: string,
+  envelope = parseEnvelope(raw),
+  redelivered = true,
+): string {
   if (!envelope) return raw;
   const marked: JsonObject = { ...envelope };
-  if (isObject(marked.headers)) marked.headers = { ...marked.headers, redelivered: true };
+  if (isObject(marked.headers)) marked.headers = { ...marked.headers, redelivered };
   const info = deliveryInfo(envelope);
   if (info && isObject(marked.properties)) {
     marked.properties = {
       ...marked.properties,
-      delivery_info: { ...info, redelivered: true },
+      delivery_info: { ...info, redelivered },
     };
   }
   return encodeJson(marked);

@@ -55,7 +55,9 @@ export function createWakeUp(consumer: Link, subscriber: Link, logger: Logger): 
     try {
       // OFF first: a connection still tracking for an old subscriber keeps its old redirect.
       await consumer.client.client("TRACKING", "OFF");
-      await consumer.client.client("TRACKING", "ON", "REDIRECT", String(subscriberId));
+      // NOLOOP: the consumer's own takes (RPOP) do not wake it; only others' pushes do.
+      const redirect = String(subscriberId);
+      await consumer.client.client("TRACKING", "ON", "REDIRECT", redirect, "NOLOOP");
       tracking = true;
     } catch (error) {
       tracking = false;

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import { testServers } from "@celery-ts/testing";
 import { afterAll } from "vitest";
 
-/** The shared Redis of the test machine. */
-export const REDIS_URL = process.env.CELERY_TS_REDIS_URL ?? "redis://127.0.0.1:6379/0";
+/** The Redis (and database) of this test run: CELERY_TS_REDIS_URL, see docs/testing.md. */
+export const REDIS_URL = testServers().redisUrl;
 
 /** A key prefix unique to one test file (or test): keeps kombu's fixed key names apart. */
 export function uniquePrefix(label: string): string {
@@ -34,6 +35,18 @@ export async function deletePrefix(client: Redis, prefix: string): Promise<void>
     cursor = next;
     if (keys.length > 0) await client.del(...keys);
   } while (cursor !== "0");
+}
+
+/** Kills every connection whose name starts with `name`, as a network failure or a crash would. */
+export async function killConnections(raw: Redis, name: string): Promise<number> {
+  const list = String(await raw.client("LIST"));
+  const ids = list
+    .split("\n")
+    .filter((line) => line.includes(` name=${name}`))
+    .map((line) => /(?:^|\s)id=(\d+)/.exec(line)?.[1])
+    .filter((id): id is string => id !== undefined);
+  for (const id of ids) await raw.client("KILL", "ID", id).catch(() => undefined);
+  return ids.length;
 }
 
 export const sleep = (ms: number): Promise<void> =>

@@ -1,6 +1,8 @@
 import { resolve } from "node:path";
-import Database from "better-sqlite3";
-import { BUSY_TIMEOUT_MS, closedError, configError, mapSqliteError } from "./errors.ts";
+import type Database from "better-sqlite3";
+import type { Topic } from "./change-feed.ts";
+import { closedError, configError, mapSqliteError } from "./errors.ts";
+import { acquireSharedDb, retryWhileBusy, type SharedDb } from "./shared-db.ts";
 
 export interface ConnectionOptions<S> {
   /** The database file, as the user gave it. */
@@ -13,13 +15,21 @@ export interface ConnectionOptions<S> {
   prepare(db: Database.Database): S;
 }
 
-/** One lazily opened better-sqlite3 connection whose native errors come out as `CeleryTsError`s. */
+/**
+ * A lazily opened use of the process's connection to a database file (shared by every component
+ * on that file, see shared-db.ts), whose native errors come out as `CeleryTsError`s.
+ */
 export interface Connection<S> {
   /** The absolute path of the database file. */
   readonly path: string;
   readonly closed: boolean;
   /** Opens on first use, then runs `work`; throws `CLOSED` after `close()`. */
   use<T>(work: (statements: S) => T): T;
+  /**
+   * Runs `work` in the file's next group commit (see `SharedDb.write`); resolves once committed.
+   * With `notify`, that topic's listeners here, and all in other processes, are woken after it.
+   */
+  write<T>(work: (statements: S) => T, options?: { notify?: Topic }): Promise<T>;
   /** Idempotent. */
   close(): void;
 }
@@ -32,21 +42,26 @@ export function createConnection<S extends object>(options: ConnectionOptions<S>
     );
   }
   const path = resolve(options.path);
-  let opened: { db: Database.Database; statements: S } | undefined;
+  let opened: { shared: SharedDb; statements: S } | undefined;
   let closed = false;
 
-  const open = (): { db: Database.Database; statements: S } => {
-    const db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  const open = (): { shared: SharedDb; statements: S } => {
+    const shared = acquireSharedDb(path);
     try {
-      // WAL lets readers run beside the one writer (other processes included); NORMAL is safe
-      // with WAL and skips an fsync per commit.
-      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-      db.exec(options.schema);
-      const statements = options.prepare(db);
-      return { db, statements };
+      retryWhileBusy(() => shared.db.exec(options.schema));
+      return { shared, statements: options.prepare(shared.db) };
     } catch (error) {
-      db.close();
+      shared.release();
       throw error;
+    }
+  };
+  const statements = (): S => {
+    if (closed) throw closedError(options.what);
+    try {
+      opened ??= open();
+      return opened.statements;
+    } catch (error) {
+      throw mapSqliteError(error, path);
     }
   };
 
@@ -56,17 +71,20 @@ export function createConnection<S extends object>(options: ConnectionOptions<S>
       return closed;
     },
     use(work) {
-      if (closed) throw closedError(options.what);
+      const s = statements();
       try {
-        opened ??= open();
-        return work(opened.statements);
+        return retryWhileBusy(() => work(s));
       } catch (error) {
         throw mapSqliteError(error, path);
       }
     },
+    async write(work, { notify } = {}) {
+      const s = statements();
+      return opened!.shared.write(() => work(s), notify);
+    },
     close() {
       closed = true;
-      opened?.db.close();
+      opened?.shared.release();
       opened = undefined;
     },
   };

@@ -1,5 +1,10 @@
 import { dirname } from "node:path";
-import { CeleryTsError, isCeleryTsError } from "@celery-ts/core";
+import { isCeleryTsError, type CeleryTsError } from "@celery-ts/core";
+import {
+  closedError as kitClosedError,
+  configError as kitConfigError,
+  connectionError,
+} from "@celery-ts/core/driver";
 import Database from "better-sqlite3";
 
 export const PKG = "sqlite";
@@ -8,16 +13,24 @@ export const PKG = "sqlite";
 export const BUSY_TIMEOUT_MS = 5_000;
 
 export function configError(message: string, cause?: unknown): CeleryTsError {
-  return new CeleryTsError("CONFIG", message, { pkg: PKG, cause });
+  return kitConfigError(PKG, message, cause);
 }
 
+/** @param what `"transport"` or `"result backend"` */
 export function closedError(what: string): CeleryTsError {
-  return new CeleryTsError("CLOSED", `the SQLite ${what} is closed`, { pkg: PKG });
+  return kitClosedError(PKG, `SQLite ${what}`);
 }
 
 /** The primary result code of an extended one: SQLITE_BUSY_SNAPSHOT is a SQLITE_BUSY. */
 function primaryCode(code: string): string {
   return code.split("_").slice(0, 2).join("_");
+}
+
+/** A lock another connection holds (SQLITE_BUSY, SQLITE_LOCKED and their extended codes). */
+export function isBusy(error: unknown): boolean {
+  if (!(error instanceof Database.SqliteError)) return false;
+  const code = primaryCode(error.code);
+  return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED";
 }
 
 /**
@@ -39,11 +52,11 @@ export function mapSqliteError(error: unknown, path: string): unknown {
   switch (primaryCode(error.code)) {
     case "SQLITE_BUSY":
     case "SQLITE_LOCKED":
-      return new CeleryTsError(
-        "CONNECTION",
+      return connectionError(
+        PKG,
         `the database ${path} stayed locked by another connection for over ${BUSY_TIMEOUT_MS} ms ` +
           `(${detail}); retry later`,
-        { pkg: PKG, retryable: true, cause: error },
+        { cause: error },
       );
     case "SQLITE_CANTOPEN":
       return configError(
@@ -66,15 +79,13 @@ export function mapSqliteError(error: unknown, path: string): unknown {
       );
     case "SQLITE_FULL":
     case "SQLITE_IOERR":
-      return new CeleryTsError("CONNECTION", `I/O error on the database ${path} (${detail})`, {
-        pkg: PKG,
-        retryable: true,
+      return connectionError(PKG, `I/O error on the database ${path} (${detail})`, {
         cause: error,
       });
     default:
-      return new CeleryTsError("CONNECTION", `SQLite error on the database ${path} (${detail})`, {
-        pkg: PKG,
+      return connectionError(PKG, `SQLite error on the database ${path} (${detail})`, {
         cause: error,
+        retryable: false,
       });
   }
 }

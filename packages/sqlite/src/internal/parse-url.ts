@@ -1,36 +1,49 @@
 import { resolve } from "node:path";
-import { configError } from "./errors.ts";
+import { takeDeliveryLimitParameters, type DeliveryLimitOptions } from "@celery-ts/core/driver";
+import { configError, PKG } from "./errors.ts";
 
 /** What a `sqlite://` URL says: the options common to the transport and the backend. */
 export interface SqliteUrlOptions {
   path: string;
-  leaseMs?: number;
-  pollIntervalMs?: number;
-  expiresInMs?: number;
+  /** Seconds. */
+  visibilityTimeout?: number;
+  /** Seconds. */
+  pollInterval?: number;
+  /** Seconds (`result_expires`). */
+  expires?: number;
+  /** The transport's dead-letter and size options. */
+  limits?: DeliveryLimitOptions;
 }
 
 const FORMS =
   "use sqlite:///relative/path.db (relative to the working directory) or " +
-  "sqlite:////absolute/path.db, optionally followed by ?lease_ms=30000&poll_ms=50&expires_ms=86400000";
+  "sqlite:////absolute/path.db, optionally followed by ?visibility_timeout=30&polling_interval=0.05&result_expires=86400 " +
+  "(seconds)";
 
 // Both sides accept every parameter, so one URL can serve as broker and result backend.
+// Named as kombu's transport options and Celery's result_expires; all in seconds.
 const PARAMETERS: Record<string, keyof Omit<SqliteUrlOptions, "path">> = {
-  lease_ms: "leaseMs",
-  poll_ms: "pollIntervalMs",
-  expires_ms: "expiresInMs",
+  visibility_timeout: "visibilityTimeout",
+  polling_interval: "pollInterval",
+  result_expires: "expires",
 };
 
 /**
  * Reads a URL as SQLAlchemy does: `sqlite:///` followed by the path, so a fourth slash makes it
  * absolute. The path is taken as written (no percent-decoding), as SQLAlchemy takes it.
  */
-export function parseSqliteUrl(url: string): SqliteUrlOptions {
+export function parseSqliteUrl(full: string): SqliteUrlOptions {
+  // Dead-letter and size parameters are the transport's; every user of the URL accepts them.
+  const { url, options: limits } = takeDeliveryLimitParameters(PKG, full);
   const match = /^sqlite:\/\/\/([^?#]+)(?:\?([^#]*))?$/i.exec(url);
   const path = match?.[1];
   if (path === undefined || path === ":memory:") {
     throw configError(`${JSON.stringify(url)} is not a SQLite file URL: ${FORMS}`);
   }
-  const options: SqliteUrlOptions = { path: resolve(path) };
+  const options: SqliteUrlOptions = {
+    path: resolve(path),
+    ...(Object.keys(limits).length > 0 && { limits }),
+  };
   for (const [name, value] of new URLSearchParams(match?.[2] ?? "")) {
     const option = PARAMETERS[name];
     if (!option) {
@@ -39,12 +52,11 @@ export function parseSqliteUrl(url: string): SqliteUrlOptions {
           `(known: ${Object.keys(PARAMETERS).join(", ")})`,
       );
     }
-    if (!/^[1-9][0-9]*$/.test(value)) {
-      throw configError(
-        `${name} in ${JSON.stringify(url)} must be a positive whole number of milliseconds`,
-      );
+    const seconds = /^[0-9]+(\.[0-9]+)?$/.test(value) ? Number(value) : Number.NaN;
+    if (!(seconds > 0)) {
+      throw configError(`${name} in ${JSON.stringify(url)} must be a positive number of seconds`);
     }
-    options[option] = Number(value);
+    options[option] = seconds;
   }
   return options;
 }

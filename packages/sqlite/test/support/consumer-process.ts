@@ -7,7 +7,7 @@ export interface ConsumerArgs {
   queue: string;
   /** "ack": ack each message after a moment; "hold": never settle (to be killed). */
   mode: "ack" | "hold";
-  leaseMs: number;
+  visibilityTimeout: number;
   prefetch: number;
 }
 
@@ -21,7 +21,10 @@ const report = (message: ConsumerReport): void => {
   process.send?.(message);
 };
 
-const transport = createSqliteTransport({ path: args.path, leaseMs: args.leaseMs });
+const transport = createSqliteTransport({
+  path: args.path,
+  visibilityTimeout: args.visibilityTimeout,
+});
 await transport.connect();
 const controller = new AbortController();
 const consuming = transport.consume(

@@ -14,12 +14,3 @@ export function integerOption(
   }
   return value;
 }
-
-/** A duration in milliseconds, zero or more, or the default when left out. */
-export function millisecondsOption(name: string, value: number | undefined, fallback: number) {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < 0) {
-    throw configError(`${name} must be zero or more milliseconds, got ${String(value)}`);
-  }
-  return value;
-}

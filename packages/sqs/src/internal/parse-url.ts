@@ -6,8 +6,8 @@ export interface SqsUrlOptions {
   endpoint?: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
   queueNamePrefix?: string;
-  visibilityTimeoutSeconds?: number;
-  waitTimeSeconds?: number;
+  visibilityTimeout?: number;
+  waitTime?: number;
   maxReceiveCount?: number;
   base64Encoding?: boolean;
 }
@@ -33,8 +33,8 @@ const PARAMETERS: Record<string, Parameter | { option: "isSecure"; kind: "boolea
   region: { option: "region", kind: "string" },
   endpoint: { option: "endpoint", kind: "string" },
   queue_name_prefix: { option: "queueNamePrefix", kind: "string" },
-  visibility_timeout: { option: "visibilityTimeoutSeconds", kind: "integer" },
-  wait_time_seconds: { option: "waitTimeSeconds", kind: "integer" },
+  visibility_timeout: { option: "visibilityTimeout", kind: "integer" },
+  wait_time_seconds: { option: "waitTime", kind: "integer" },
   max_receive_count: { option: "maxReceiveCount", kind: "integer" },
   sqs_base64_encoding: { option: "base64Encoding", kind: "boolean" },
   is_secure: { option: "isSecure", kind: "boolean" },

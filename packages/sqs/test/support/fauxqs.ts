@@ -63,8 +63,8 @@ export function useFauxqs(): Fauxqs {
         endpoint: server.endpoint(),
         region: REGION,
         credentials: CREDENTIALS,
-        waitTimeSeconds: 1,
-        visibilityTimeoutSeconds: 2,
+        waitTime: 1,
+        visibilityTimeout: 2,
         ...extra,
       };
     },

@@ -3,6 +3,8 @@ import {
   RetryTask,
   asTaskSignal,
   runWithTaskContext,
+  taskCallArguments,
+  withExceptionArgs,
   type IgnoreTask,
   type RejectTask,
   type RetryOptions,
@@ -15,7 +17,7 @@ import { setLongTimeout, type LongTimeout } from "./long-timeout.ts";
 /** How a run ended; the worker turns each into acks, results and retries. */
 export type RunOutcome =
   | { kind: "success"; value: unknown }
-  | { kind: "failure"; error: unknown }
+  | { kind: "failure"; error: unknown; hint?: string }
   | { kind: "retry"; options: RetryOptions }
   | { kind: "signal"; signal: RejectTask | IgnoreTask };
 
@@ -25,13 +27,17 @@ export interface RunTaskInput {
   queue: string;
   /** Aborts the task's signal from outside (a shutdown past its grace period). */
   shutdown: AbortSignal;
+  /** Aborts the task's signal and stops waiting for it (revoke with terminate). */
+  terminate?: AbortSignal;
+  /** Limits set by remote control (`time_limit`): they win over the task's options. */
+  timeLimit?: { soft?: number; hard?: number } | undefined;
   updateState(state: string, meta: unknown): Promise<void>;
 }
 
 /** The time limit in force: the message's header wins over the task's option, as in Celery. */
 function limits(input: RunTaskInput): { soft?: number; hard?: number } {
   const [hard, soft] = input.message.headers.timelimit;
-  const fromTask = input.task.options.timeLimit ?? {};
+  const fromTask = input.timeLimit ?? input.task.options.timeLimit ?? {};
   const result: { soft?: number; hard?: number } = {};
   const s = soft ?? fromTask.soft;
   const h = hard ?? fromTask.hard;
@@ -47,13 +53,21 @@ function timeLimitError(kind: "soft" | "hard", seconds: number, task: string): C
     { pkg: "worker" },
   );
   error.name = kind === "soft" ? "SoftTimeLimitExceeded" : "TimeLimitExceeded";
-  return error;
+  // Stored as Celery stores them: TimeLimitExceeded(hard seconds), SoftTimeLimitExceeded().
+  return withExceptionArgs(error, kind === "hard" ? [seconds] : []);
 }
 
 /** Runs one task with its context and time limits, and classifies how it ended. */
 export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   const { task, message } = input;
   const { headers } = message;
+  let callArgs: unknown[];
+  try {
+    // Bound as Python binds a call; a call that does not fit never runs (with `undefined`).
+    callArgs = taskCallArguments(task, message.args, message.kwargs);
+  } catch (error) {
+    return { kind: "failure", error, ...argumentsHint(task) };
+  }
   const controller = new AbortController();
   const timers: LongTimeout[] = [];
   const onShutdown = (): void => controller.abort(input.shutdown.reason);
@@ -65,6 +79,17 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
       setLongTimeout(() => controller.abort(timeLimitError("soft", soft, task.name)), soft * 1000),
     );
   }
+  const { terminate } = input;
+  const terminated =
+    terminate &&
+    new Promise<never>((_, reject) => {
+      const onTerminate = (): void => {
+        controller.abort(terminate.reason);
+        reject(terminate.reason as Error);
+      };
+      if (terminate.aborted) onTerminate();
+      else terminate.addEventListener("abort", onTerminate, { once: true });
+    });
   const hardLimit =
     hard === undefined
       ? undefined
@@ -86,6 +111,7 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
     kwargs: message.kwargs,
     rootId: headers.root_id,
     parentId: headers.parent_id,
+    headers,
     queue: input.queue,
     signal: controller.signal,
     retry: (options = {}): never => {
@@ -95,8 +121,9 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   };
 
   try {
-    const running = runWithTaskContext(context, async () => task.run(...message.args));
-    const value = await (hardLimit ? Promise.race([running, hardLimit]) : running);
+    const running = runWithTaskContext(context, async () => task.run(...callArgs));
+    const stops = [hardLimit, terminated].filter((p) => p !== undefined);
+    const value = await (stops.length > 0 ? Promise.race([running, ...stops]) : running);
     return { kind: "success", value };
   } catch (error) {
     return classify(task, error);
@@ -120,4 +147,13 @@ function shouldAutoRetry(task: TaskDefinition, error: unknown): boolean {
   if (!rule) return false;
   if (typeof rule === "function") return rule(error);
   return rule.some((errorClass) => error instanceof errorClass);
+}
+
+function argumentsHint(task: TaskDefinition): { hint?: string } {
+  if (task.options.params !== undefined) return {};
+  return {
+    hint:
+      `task ${task.name} declares no parameter names, so it takes positional arguments only: ` +
+      'declare them (defineTask(name, run, { params: ["a", "b"] })) to accept keyword arguments',
+  };
 }

@@ -1,0 +1,171 @@
+import {
+  silentLogger,
+  type Broadcast,
+  type BroadcastDelivery,
+  type BroadcastQueue,
+  type BroadcastSubscription,
+  type ExchangeRef,
+  type Logger,
+  type WireMessage,
+} from "@celery-ts/core";
+import type { Channel } from "amqplib";
+import { createConnectionManager, type Session } from "./internal/connection.ts";
+import { closedError } from "./internal/errors.ts";
+import { encodeFieldTable } from "./internal/field-table.ts";
+import { fromAmqpMessage, toAmqpMessage } from "./internal/message.ts";
+import { resolveConnection, type ConnectionOptions } from "./internal/options.ts";
+
+export interface AmqpBroadcastOptions extends ConnectionOptions {
+  /** @default silentLogger */
+  logger?: Logger;
+}
+
+interface Subscription {
+  exchange: ExchangeRef;
+  queue: BroadcastQueue;
+  bindingKey: string;
+  onMessage: (delivery: BroadcastDelivery) => void;
+  channel?: Channel;
+}
+
+const PUBLISH_TIMEOUT_MS = 10_000;
+
+const throwClosed = (): never => {
+  throw closedError("broadcast");
+};
+
+const declareBroadcastExchange = (session: Session, exchange: ExchangeRef): Promise<void> =>
+  session.declare(
+    `broadcast-exchange:${exchange.name}`,
+    `declare the exchange "${exchange.name}"`,
+    async (ch) => {
+      await ch.assertExchange(exchange.name, exchange.type, {
+        durable: exchange.durable ?? false,
+        autoDelete: false,
+      });
+    },
+  );
+
+/** Declares the subscription's queue (kombu's expiry and message TTL), binds it and consumes. */
+async function listen(session: Session, sub: Subscription, logger: Logger): Promise<void> {
+  await declareBroadcastExchange(session, sub.exchange);
+  const channel = await session.channel();
+  sub.channel = channel;
+  const args: Record<string, unknown> = {};
+  if (sub.queue.expires !== undefined) args["x-expires"] = Math.round(sub.queue.expires * 1000);
+  if (sub.queue.messageTtl !== undefined) {
+    args["x-message-ttl"] = Math.round(sub.queue.messageTtl * 1000);
+  }
+  await channel.assertQueue(sub.queue.name, {
+    durable: false,
+    autoDelete: true,
+    arguments: encodeFieldTable(args),
+  });
+  await channel.bindQueue(sub.queue.name, sub.exchange.name, sub.bindingKey);
+  await channel.consume(
+    sub.queue.name,
+    (message) => {
+      if (!message) return;
+      const decoded = fromAmqpMessage(message);
+      if (!decoded.message) {
+        logger.warn("amqp: dropped an unreadable broadcast message", {
+          queue: sub.queue.name,
+          error: decoded.error.message,
+        });
+        return;
+      }
+      sub.onMessage({ message: decoded.message, routingKey: message.fields.routingKey });
+    },
+    { noAck: true },
+  );
+}
+
+/**
+ * Remote control and events on RabbitMQ, with the exchanges Celery declares: `celery.pidbox`
+ * (fanout), `reply.celery.pidbox` (direct), both transient, and `celeryev` (topic, durable).
+ * Subscriptions are transient auto-delete queues with kombu's expiry and message TTL, consumed
+ * without acknowledgement (as kombu's pidbox and event receiver do); after a reconnect they
+ * are declared and consumed again.
+ */
+export function createAmqpBroadcast(options: AmqpBroadcastOptions | string = {}): Broadcast {
+  const opts: AmqpBroadcastOptions = typeof options === "string" ? { url: options } : options;
+  const logger = opts.logger ?? silentLogger;
+  const manager = createConnectionManager({
+    ...resolveConnection(opts),
+    logger,
+    what: "remote control",
+  });
+  const subscriptions = new Set<Subscription>();
+  let unsubscribe: (() => void) | undefined;
+  let closed = false;
+
+  const ensureOpen = (): void => void (closed && throwClosed());
+
+  const keepListening = (): void => {
+    if (unsubscribe) return;
+    unsubscribe = manager.subscribe({
+      up: (session) => {
+        for (const sub of subscriptions) {
+          if (sub.channel) continue;
+          listen(session, sub, logger).catch((error: unknown) =>
+            logger.warn("amqp: could not listen for broadcasts again", {
+              queue: sub.queue.name,
+              error: String(error),
+            }),
+          );
+        }
+      },
+      down: () => {
+        for (const sub of subscriptions) delete sub.channel;
+      },
+    });
+  };
+
+  return {
+    name: "amqp",
+    async connect() {
+      ensureOpen();
+      await manager.open();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      unsubscribe?.();
+      for (const sub of subscriptions) await sub.channel?.close().catch(() => undefined);
+      subscriptions.clear();
+      await manager.close();
+    },
+    async publish(exchange: ExchangeRef, routingKey: string, message: WireMessage) {
+      ensureOpen();
+      const session = await manager.open();
+      await declareBroadcastExchange(session, exchange);
+      const { content, options: publishOptions } = toAmqpMessage(message);
+      await session.publish({
+        exchange: exchange.name,
+        routingKey,
+        content,
+        options: publishOptions,
+        what: `publish to the exchange "${exchange.name}"`,
+        timeoutMs: PUBLISH_TIMEOUT_MS,
+      });
+    },
+    async subscribe(exchange, queue, bindingKey, onMessage): Promise<BroadcastSubscription> {
+      ensureOpen();
+      const sub: Subscription = { exchange, queue, bindingKey, onMessage };
+      const session = await manager.open();
+      await listen(session, sub, logger);
+      subscriptions.add(sub);
+      keepListening();
+      return {
+        async close() {
+          if (!subscriptions.delete(sub)) return;
+          const channel = sub.channel;
+          delete sub.channel;
+          if (!channel) return;
+          await channel.deleteQueue(sub.queue.name).catch(() => undefined);
+          await channel.close().catch(() => undefined);
+        },
+      };
+    },
+  };
+}

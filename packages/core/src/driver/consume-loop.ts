@@ -1,0 +1,280 @@
+import { randomUUID } from "node:crypto";
+import { decodeEnvelope } from "../envelope.ts";
+import { CeleryTsError, isCeleryTsError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import type { ConsumeOptions, Delivery } from "../transport.ts";
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import { toMs } from "./durations.ts";
+import { oversize, oversizeReason, taskIdOf } from "./dead-letters.ts";
+import type { Ledger } from "./ledger.ts";
+import type { DriverPrimitives, MessageSource, TakenMessage } from "./primitives.ts";
+
+/** What one consume() needs from its kit. */
+export interface LoopContext<H> {
+  pkg: string;
+  primitives: DriverPrimitives<H>;
+  ledger: Ledger<H>;
+  logger: Logger;
+  pollInterval: number;
+  maxBatch: number;
+  batchWhenBusy: boolean;
+  backoff: BackoffOptions;
+  retryLogLevel: "warn" | "debug";
+  /** A taken message larger than this (bytes) is delivered as an error, undecoded. */
+  maxMessageBytes: number;
+  /** True once the transport was closed with `force` (nothing is handed back then). */
+  forced(): boolean;
+  track<T>(work: Promise<T>): Promise<T>;
+  handBack(handles: readonly H[]): Promise<void>;
+}
+
+interface Lane<H> {
+  source: MessageSource<H>;
+  busy: boolean;
+  lastTakenAt: number;
+  failures: number;
+  /** Backing off after a failure until then (epoch ms); a wake-up does not end it. */
+  retryAt: number;
+  /** Found nothing; looks again then (epoch ms) unless woken sooner. */
+  idleUntil: number;
+  /**
+   * Woken while a take was under way: that take may have looked before the new messages came,
+   * so it must not go idle for its poll interval (the wake-up would be lost).
+   */
+  wokenWhileBusy: boolean;
+}
+
+/**
+ * One `consume()`: takes from its lanes while prefetch slots are free (prefetch is read again on
+ * every take), delivers, and hands back what the callback never saw.
+ */
+export class ConsumeLoop<H> {
+  readonly #ctx: LoopContext<H>;
+  readonly #lanes: Lane<H>[];
+  readonly #onDelivery: (delivery: Delivery) => void;
+  readonly #options: ConsumeOptions;
+  readonly #stopping = new AbortController();
+  readonly #unsubscribes: (() => void)[] = [];
+  #count = 0;
+  /** Prefetch slots promised to takes under way. */
+  #reserved = 0;
+  #scheduled = false;
+  #timer: NodeJS.Timeout | undefined;
+  #settle: ((error?: unknown) => void) | undefined;
+  readonly done: Promise<void>;
+
+  constructor(
+    ctx: LoopContext<H>,
+    sources: readonly MessageSource<H>[],
+    onDelivery: (delivery: Delivery) => void,
+    options: ConsumeOptions,
+  ) {
+    this.#ctx = ctx;
+    this.#onDelivery = onDelivery;
+    this.#options = options;
+    this.#lanes = sources.map((source) => ({
+      source,
+      busy: false,
+      lastTakenAt: 0,
+      failures: 0,
+      retryAt: 0,
+      idleUntil: 0,
+      wokenWhileBusy: false,
+    }));
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#settle = (error) => (error === undefined ? resolve() : reject(error));
+    });
+  }
+
+  get stopped(): boolean {
+    return this.#stopping.signal.aborted;
+  }
+
+  start(): void {
+    const { signal } = this.#options;
+    if (signal.aborted) return this.stop();
+    signal.addEventListener("abort", this.#onAbort, { once: true });
+    for (const lane of this.#lanes) {
+      const unsubscribe = lane.source.subscribe?.(this.wake);
+      if (unsubscribe) this.#unsubscribes.push(unsubscribe);
+    }
+    // Never call onDelivery from inside consume().
+    this.wake();
+  }
+
+  /** Stops taking; resolves `done` (or rejects it with `error`). Idempotent. */
+  stop(error?: unknown): void {
+    if (this.stopped) return;
+    this.#stopping.abort();
+    clearTimeout(this.#timer);
+    this.#options.signal.removeEventListener("abort", this.#onAbort);
+    for (const unsubscribe of this.#unsubscribes) unsubscribe();
+    for (const lane of this.#lanes) lane.source.close?.();
+    this.#settle?.(error);
+  }
+
+  readonly #onAbort = (): void => this.stop();
+
+  /** Messages may have arrived: every lane takes again, on a later tick. */
+  readonly wake = (): void => {
+    for (const lane of this.#lanes) {
+      lane.idleUntil = 0;
+      if (lane.busy) lane.wokenWhileBusy = true;
+    }
+    this.#schedule();
+  };
+
+  /** A slot was freed or a take ended: take again on a later tick where there is room. */
+  #schedule(): void {
+    if (this.stopped || this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(this.#pump);
+  }
+
+  readonly #pump = (): void => {
+    this.#scheduled = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.stopped) return;
+    const { prefetch } = this.#options;
+    const now = Date.now();
+    let free = prefetch - this.#count - this.#reserved;
+    // Nearly full: a settled delivery wakes us. Taking once a quarter of the prefetch is free
+    // (or nothing is held) turns one round trip per message into one per batch.
+    const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
+    if (this.#count + this.#reserved > 0 && free < threshold) return;
+    const idle = this.#lanes.filter((l) => !l.busy).sort((a, b) => a.lastTakenAt - b.lastTakenAt);
+    const ready = idle.filter((l) => l.retryAt <= now && l.idleUntil <= now);
+    // More lanes than free slots: take briefly, so that the others get their turn soon.
+    const hurry = ready.length > free;
+    for (const [index, lane] of ready.entries()) {
+      if (free <= 0) break;
+      const max = Math.min(
+        this.#ctx.maxBatch,
+        Math.max(1, Math.floor(free / (ready.length - index))),
+      );
+      free -= max;
+      this.#reserved += max;
+      void this.#ctx.track(this.#take(lane, max, hurry));
+    }
+    const waits = idle.map((l) => Math.max(l.retryAt, l.idleUntil)).filter((at) => at > now);
+    if (waits.length > 0 && free > 0) {
+      this.#timer = setTimeout(this.#pump, Math.min(...waits) - now);
+    }
+  };
+
+  async #take(lane: Lane<H>, max: number, hurry: boolean): Promise<void> {
+    lane.busy = true;
+    lane.wokenWhileBusy = false;
+    let messages: readonly TakenMessage<H>[];
+    let lookAgainIn: number | undefined;
+    try {
+      ({ messages, lookAgainIn } = await lane.source.take({
+        max,
+        hurry,
+        signal: this.#stopping.signal,
+      }));
+      lane.failures = 0;
+    } catch (error) {
+      return this.#failed(lane, error);
+    } finally {
+      lane.busy = false;
+      lane.lastTakenAt = Date.now();
+      this.#reserved -= max;
+    }
+    if (messages.length > 0) {
+      this.#deliver(messages);
+    } else if (!lane.wokenWhileBusy) {
+      lane.idleUntil = Date.now() + toMs(lookAgainIn ?? this.#ctx.pollInterval);
+    }
+    // A wake-up that came while the take was under way may be for messages it looked too early
+    // to see: the lane stays ready (idleUntil 0, as wake() left it) rather than going idle.
+    // Something taken: look again at once (the callback may have raised the prefetch).
+    this.#schedule();
+  }
+
+  #failed(lane: Lane<H>, error: unknown): void {
+    if (this.stopped) return;
+    if (!isCeleryTsError(error) || !error.retryable) return this.stop(error);
+    lane.failures++;
+    const delay = toMs(backoffDelay(lane.failures, this.#ctx.backoff));
+    lane.retryAt = Date.now() + delay;
+    const { logger, retryLogLevel } = this.#ctx;
+    const log = retryLogLevel === "warn" ? logger.warn : logger.debug;
+    log(`${this.#ctx.pkg}: could not take messages; retrying`, {
+      error: String(error),
+      retryInMs: Math.round(delay),
+    });
+    this.#schedule();
+  }
+
+  /** Delivers what was taken; what the callback never sees goes back. */
+  #deliver(messages: readonly TakenMessage<H>[]): void {
+    for (const [index, taken] of messages.entries()) {
+      if (this.stopped) {
+        // Stopped while taking, or from inside the callback: the rest go back.
+        this.#handBack(messages.slice(index));
+        return;
+      }
+      const delivery = this.#register(taken);
+      try {
+        this.#onDelivery(delivery);
+      } catch (error) {
+        // A throwing callback ends this consumer; the messages it never saw go back.
+        this.#handBack(messages.slice(index + 1));
+        this.stop(error);
+        return;
+      }
+    }
+  }
+
+  #handBack(rest: readonly TakenMessage<H>[]): void {
+    if (rest.length === 0 || this.#ctx.forced()) return;
+    void this.#ctx.track(this.#ctx.handBack(rest.map((taken) => taken.handle)));
+  }
+
+  #register(taken: TakenMessage<H>): Delivery {
+    const { ledger, primitives } = this.#ctx;
+    const tag = taken.deliveryTag ?? randomUUID();
+    this.#count++;
+    ledger.add(tag, taken.handle, () => {
+      this.#count--;
+      this.#schedule();
+    });
+    const actions = {
+      queue: taken.queue,
+      deliveryTag: tag,
+      redelivered: taken.redelivered,
+      ack: () => ledger.settle(tag, (handle) => primitives.ack(handle)),
+      reject: ({ requeue, reason }: { requeue: boolean; reason?: string }) =>
+        ledger.settle(tag, (handle) =>
+          requeue
+            ? primitives.requeue(handle)
+            : primitives.deadLetter(handle, reason ?? "rejected"),
+        ),
+    };
+    const bytes = oversize(taken.raw, this.#ctx.maxMessageBytes);
+    if (bytes !== undefined) {
+      // Never decoded: the worker logs and dead-letters it, and only its head stays referenced.
+      const taskId = taskIdOf(taken.raw);
+      const reason = oversizeReason(bytes, this.#ctx.maxMessageBytes);
+      const error = new CeleryTsError("MALFORMED_MESSAGE", reason, { pkg: this.#ctx.pkg });
+      const raw = taken.raw.slice(0, 1024);
+      return taskId === undefined ? { ...actions, error, raw } : { ...actions, error, raw, taskId };
+    }
+    try {
+      return { ...actions, message: decodeEnvelope(taken.raw).message };
+    } catch (error) {
+      const malformed = isCeleryTsError(error)
+        ? error
+        : new CeleryTsError("MALFORMED_MESSAGE", `malformed message: ${String(error)}`, {
+            pkg: this.#ctx.pkg,
+            cause: error,
+          });
+      const taskId = taskIdOf(taken.raw);
+      return taskId === undefined
+        ? { ...actions, error: malformed, raw: taken.raw }
+        : { ...actions, error: malformed, raw: taken.raw, taskId };
+    }
+  }
+}

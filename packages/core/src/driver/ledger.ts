@@ -1,0 +1,165 @@
+import { isCeleryTsError } from "../errors.ts";
+import type { Logger } from "../logger.ts";
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import { toMs } from "./durations.ts";
+
+interface Entry<H> {
+  handle: H;
+  /** A settle began: later ones do nothing. */
+  settling: boolean;
+  /** Frees the consumer's prefetch slot; called once. */
+  release(): void;
+}
+
+export interface LedgerOptions<H> {
+  pkg: string;
+  logger: Logger;
+  /** Renews the leases of outstanding messages (the driver's `extendLeases` primitive). */
+  extendLeases?: ((handles: readonly H[]) => Promise<void>) | undefined;
+  /** Seconds; with `extendLeases`, leases are renewed every third of it. */
+  visibilityTimeout?: number | undefined;
+  /** Throws the CLOSED error once the transport is closing. */
+  ensureOpen(): void;
+  /** Work that a graceful close waits for. */
+  track<T>(work: Promise<T>): Promise<T>;
+  /** How a settle that failed with a retryable error (the broker unreachable) is tried again. */
+  backoff?: BackoffOptions;
+}
+
+/**
+ * The outstanding deliveries of one transport, by delivery tag: settle-once bookkeeping and
+ * lease renewal. `createConsumerKit()` keeps one; a driver whose broker pushes deliveries (AMQP)
+ * uses one directly. A settle whose write fails with a retryable error (the broker unreachable)
+ * is tried again with backoff until it is written or the transport closes, the delivery still
+ * outstanding (its lease renewed, its prefetch slot held): an outage of any length loses no ack,
+ * and holds at most the prefetch. Any other failure forgets the delivery and frees its slot: the
+ * message comes back after its lease (no longer renewed), and the consumer goes on.
+ */
+export class Ledger<H> {
+  readonly #entries = new Map<string, Entry<H>>();
+  readonly #options: LedgerOptions<H>;
+  #renewTimer: NodeJS.Timeout | undefined;
+  #renewing: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: LedgerOptions<H>) {
+    this.#options = options;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  handles(): H[] {
+    return [...this.#entries.values()].map((entry) => entry.handle);
+  }
+
+  add(tag: string, handle: H, release: () => void): void {
+    let released = false;
+    this.#entries.set(tag, {
+      handle,
+      settling: false,
+      release() {
+        if (released) return;
+        released = true;
+        release();
+      },
+    });
+    this.#scheduleRenewal();
+  }
+
+  /**
+   * Runs `write` for the delivery `tag` once: later calls do nothing, and every call fails with
+   * CLOSED after close (rule 7). The write's error is the caller's (the worker logs it).
+   */
+  async settle(tag: string, write: (handle: H) => Promise<void>): Promise<void> {
+    this.#options.ensureOpen();
+    const entry = this.#entries.get(tag);
+    if (!entry || entry.settling) return;
+    entry.settling = true;
+    const work = (async () => {
+      try {
+        await this.#writeRetrying(entry, write);
+      } finally {
+        // Forgotten once written, or given up on: if the write failed, the lease is no longer
+        // renewed and the message comes back after it runs out, rather than staying reserved.
+        if (this.#entries.get(tag) === entry) this.#entries.delete(tag);
+        // Only now may the consumer take more: a requeued message is back in its place first.
+        entry.release();
+      }
+    })();
+    await this.#options.track(work);
+  }
+
+  /** Writes; a retryable failure is tried again with backoff while the transport is open. */
+  async #writeRetrying(entry: Entry<H>, write: (handle: H) => Promise<void>): Promise<void> {
+    for (let failures = 1; ; failures++) {
+      try {
+        await write(entry.handle);
+        return;
+      } catch (error) {
+        if (!isCeleryTsError(error) || !error.retryable || this.#stopped) throw error;
+        try {
+          this.#options.ensureOpen();
+        } catch {
+          throw error;
+        }
+        if (failures === 1) {
+          this.#options.logger.debug(`${this.#options.pkg}: a settle failed; retrying`, {
+            error: String(error),
+          });
+        }
+        const delay = toMs(backoffDelay(failures, this.#options.backoff));
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  /** Forgets every delivery (no broker write) and stops renewing; returns their handles. */
+  drain(): H[] {
+    this.#stopped = true;
+    clearTimeout(this.#renewTimer);
+    this.#renewTimer = undefined;
+    const handles = this.handles();
+    for (const entry of this.#entries.values()) entry.release();
+    this.#entries.clear();
+    return handles;
+  }
+
+  /** Resolves once a renewal under way is done. */
+  async idle(): Promise<void> {
+    await this.#renewing;
+  }
+
+  async #renew(): Promise<void> {
+    const { extendLeases, logger, pkg } = this.#options;
+    const handles = this.handles();
+    if (handles.length === 0 || !extendLeases) return;
+    try {
+      await extendLeases(handles);
+    } catch (error) {
+      logger.warn(`${pkg}: could not renew the leases of outstanding messages; retrying`, {
+        error: String(error),
+      });
+    }
+  }
+
+  // A third of the lease leaves two more tries before it runs out. Unref'd: outstanding messages
+  // alone must not keep a process alive (if it exits, the leases run out and they come back).
+  #scheduleRenewal(): void {
+    const { visibilityTimeout, extendLeases } = this.#options;
+    if (!extendLeases || visibilityTimeout === undefined) return;
+    if (this.#stopped || this.#renewTimer || this.#renewing || this.#entries.size === 0) return;
+    this.#renewTimer = setTimeout(
+      () => {
+        this.#renewTimer = undefined;
+        this.#renewing = this.#renew().finally(() => {
+          this.#renewing = undefined;
+          this.#scheduleRenewal();
+        });
+      },
+      toMs(visibilityTimeout) / 3,
+    );
+    this.#renewTimer.unref();
+  }
+}

@@ -1,0 +1,195 @@
+import { hostname as osHostname, loadavg, type as osType } from "node:os";
+import type { Broadcast, BroadcastSubscription, ExchangeRef } from "./broadcast.ts";
+import { adjustClock, forwardClock, jsonWireMessage, parseJsonBody } from "./pidbox.ts";
+
+/**
+ * Celery's monitoring events: JSON dicts with `type` (`worker-heartbeat`, `task-succeeded`...),
+ * `hostname`, `timestamp`, `utcoffset`, `pid`, `clock` and the type's fields, published on the
+ * topic exchange `celeryev` with the type as routing key (`task.succeeded`). What `celery events`
+ * and Flower read.
+ */
+export const EVENT_EXCHANGE: ExchangeRef = { name: "celeryev", type: "topic", durable: true };
+
+/** One event as Celery sends it. */
+export interface CeleryEvent {
+  type: string;
+  hostname: string;
+  timestamp: number;
+  [field: string]: unknown;
+}
+
+/** What a worker says of itself in its worker-* events (Celery's `SOFTWARE_INFO`). */
+export const SOFTWARE_INFO = {
+  sw_ident: "celery-ts",
+  sw_ver: "0.1.0",
+  sw_sys: osType() === "Linux" ? "Linux" : osType(),
+} as const;
+
+/** Hours west of UTC, as Celery's `utcoffset()` gives it. */
+export function utcOffsetHours(): number {
+  return Math.floor(new Date().getTimezoneOffset() / 60);
+}
+
+/** The 1, 5 and 15 minute load averages, rounded as Celery's `load_average()` does. */
+export function loadAverage(): [number, number, number] {
+  const [a = 0, b = 0, c = 0] = loadavg();
+  const round = (n: number): number => Math.round(n * 100) / 100;
+  return [round(a), round(b), round(c)];
+}
+
+/** A node name for a process that is not a worker (a client sending task-sent events). */
+export function anonNodename(): string {
+  return `gen${process.pid}@${osHostname()}`;
+}
+
+export interface EventPublisher {
+  /** The node name the events carry. */
+  readonly hostname: string;
+  /**
+   * Sends one event; never throws (a monitoring event is not worth failing work for). An event of
+   * a buffered group resolves once the batch it joined was published.
+   */
+  send(type: string, fields?: Record<string, unknown>): Promise<void>;
+  /** Publishes the buffered events now (before a worker-offline, at shutdown). */
+  flush(): Promise<void>;
+}
+
+export interface EventPublisherOptions {
+  hostname: string;
+  onError?: (error: unknown, type: string) => void;
+  /**
+   * Event groups (the part of the type before the dash: `task` of `task-succeeded`) sent in
+   * batches, as a Celery worker sends its task events: the events of one turn of the event loop
+   * (at most `bufferLimit`) go out as one message, a JSON list on the routing key
+   * `<group>.multi`. Every Celery event receiver (`celery events`, Flower) reads such lists.
+   * @default none: every event is its own message
+   */
+  bufferGroups?: readonly string[];
+  /** The most events in one batch (Celery's `buffer_limit`). @default 24 */
+  bufferLimit?: number;
+}
+
+/** Celery's `group_from`: `task` of `task-succeeded`. */
+function groupOf(type: string): string {
+  const dash = type.indexOf("-");
+  return dash === -1 ? type : type.slice(0, dash);
+}
+
+/** Events of one group waiting for their publish, and that publish once it began. */
+interface Batch {
+  events: CeleryEvent[];
+  /** Resolves once the batch was published (or failed and was reported). */
+  sent: Promise<void>;
+  release(): void;
+}
+
+/**
+ * Sends events as Celery's `EventDispatcher` does, batching the `bufferGroups` ones as its worker
+ * does. Failures go to `onError` (a log line) and are otherwise dropped, as Celery drops what it
+ * cannot send.
+ */
+export function createEventPublisher(
+  broadcast: Broadcast,
+  options: EventPublisherOptions,
+): EventPublisher {
+  const { hostname } = options;
+  const buffered = new Set(options.bufferGroups ?? []);
+  const limit = Math.max(1, options.bufferLimit ?? 24);
+  const batches = new Map<string, Batch>();
+  let tick: NodeJS.Immediate | undefined;
+
+  const publish = async (body: unknown, routingKey: string, type: string): Promise<void> => {
+    try {
+      await broadcast.publish(EVENT_EXCHANGE, routingKey, jsonWireMessage(body, { hostname }));
+    } catch (error) {
+      options.onError?.(error, type);
+    }
+  };
+
+  const batchOf = (group: string): Batch => {
+    const existing = batches.get(group);
+    if (existing) return existing;
+    const events: CeleryEvent[] = [];
+    let release!: () => void;
+    const sent = new Promise<void>((resolve) => {
+      release = () => {
+        batches.delete(group);
+        // One event goes as itself, so receivers bound to its own routing key see it too.
+        const [only] = events;
+        resolve(
+          events.length === 1 && only
+            ? publish(only, only.type.replaceAll("-", "."), only.type)
+            : publish(events, `${group}.multi`, `${group}-multi`),
+        );
+      };
+    });
+    const batch = { events, sent, release };
+    batches.set(group, batch);
+    return batch;
+  };
+
+  const releaseAll = (): Promise<void[]> => {
+    clearImmediate(tick);
+    tick = undefined;
+    const pending = [...batches.values()];
+    for (const batch of pending) batch.release();
+    return Promise.all(pending.map((batch) => batch.sent));
+  };
+
+  return {
+    hostname,
+    send(type, fields = {}) {
+      const event: CeleryEvent = {
+        hostname,
+        utcoffset: utcOffsetHours(),
+        pid: process.pid,
+        clock: forwardClock(),
+        ...fields,
+        timestamp: Date.now() / 1000,
+        type,
+      };
+      const group = groupOf(type);
+      if (!buffered.has(group)) return publish(event, type.replaceAll("-", "."), type);
+      const batch = batchOf(group);
+      batch.events.push(event);
+      // Celery's worker flushes on the next turn of its event loop, or once the buffer is full.
+      if (batch.events.length >= limit) batch.release();
+      else tick ??= setImmediate(() => void releaseAll());
+      return batch.sent;
+    },
+    async flush() {
+      await releaseAll();
+    },
+  };
+}
+
+/**
+ * Receives events (`#`: all of them, or a binding key such as `task.#`) until the subscription
+ * is closed, on a private queue that the broker drops if it is left behind (Celery's receiver
+ * queue settings: messages live 5 s, the queue 60 s).
+ */
+export function receiveEvents(
+  broadcast: Broadcast,
+  onEvent: (event: CeleryEvent) => void,
+  options: { bindingKey?: string; queuePrefix?: string } = {},
+): Promise<BroadcastSubscription> {
+  const queue = `${options.queuePrefix ?? "celeryev"}.${crypto.randomUUID()}`;
+  return broadcast.subscribe(
+    EVENT_EXCHANGE,
+    { name: queue, messageTtl: 5, expires: 60 },
+    options.bindingKey ?? "#",
+    ({ message }) => {
+      const body = parseJsonBody(message);
+      // A worker buffers task events and sends them as one list (routing key `task.multi`).
+      for (const item of Array.isArray(body) ? body : [body]) {
+        if (typeof item !== "object" || item === null) continue;
+        const event = item as Partial<CeleryEvent>;
+        if (typeof event.type !== "string") continue;
+        // Celery's receiver keeps its Lamport clock in step with what it hears, except from
+        // clients (task-sent), which never sync theirs.
+        if (event.type !== "task-sent") adjustClock(event.clock);
+        onEvent(event as CeleryEvent);
+      }
+    },
+  );
+}

@@ -1,0 +1,126 @@
+import { randomUUID } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  EVENT_EXCHANGE,
+  adjustClock,
+  clockValue,
+  createEventPublisher,
+  jsonWireMessage,
+  receiveEvents,
+  resolveBroadcast,
+  type Broadcast,
+  type CeleryEvent,
+} from "../src/index.ts";
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A broadcast on an in-process broker, and what a raw subscriber to `#` hears: routing key and body. */
+async function listen(): Promise<{
+  broadcast: Broadcast;
+  raw: { routingKey: string; body: unknown }[];
+  events: CeleryEvent[];
+}> {
+  const broadcast = await resolveBroadcast(`memory://events-${randomUUID()}`);
+  const raw: { routingKey: string; body: unknown }[] = [];
+  const events: CeleryEvent[] = [];
+  const rawSub = await broadcast.subscribe(
+    EVENT_EXCHANGE,
+    { name: `raw-${randomUUID()}` },
+    "#",
+    ({ message, routingKey }) => raw.push({ routingKey, body: JSON.parse(message.body) }),
+  );
+  const sub = await receiveEvents(broadcast, (event) => events.push(event));
+  cleanups.push(
+    () => broadcast.close(),
+    () => rawSub.close(),
+    () => sub.close(),
+  );
+  return { broadcast, raw, events };
+}
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe("event publisher", () => {
+  it("sends the buffered group's events of one turn as one task.multi list, others at once", async () => {
+    const { broadcast, raw, events } = await listen();
+    const publisher = createEventPublisher(broadcast, {
+      hostname: "w@test",
+      bufferGroups: ["task"],
+      bufferLimit: 4,
+    });
+    // Six task events in one turn: a full batch of 4 goes at once, the other 2 on the next turn.
+    const sent = [1, 2, 3, 4, 5, 6].map((n) => publisher.send("task-started", { uuid: `t${n}` }));
+    await publisher.send("worker-heartbeat", { freq: 2 });
+    await Promise.all(sent);
+    await until(() => events.length === 7, "7 events");
+    expect(raw.map((r) => r.routingKey).sort()).toEqual([
+      "task.multi",
+      "task.multi",
+      "worker.heartbeat",
+    ]);
+    const batches = raw.filter((r) => r.routingKey === "task.multi").map((r) => r.body);
+    expect(batches.map((b) => (b as unknown[]).length).sort()).toEqual([2, 4]);
+    const tasks = events.filter((e) => e.type === "task-started");
+    expect(tasks.map((e) => e.uuid).sort()).toEqual(["t1", "t2", "t3", "t4", "t5", "t6"]);
+    // Each event keeps its own clock and timestamp; the clocks rise in the order of sending.
+    const clocks = tasks.map((e) => e.clock as number);
+    expect(new Set(clocks).size).toBe(6);
+    expect(tasks[0]).toMatchObject({
+      hostname: "w@test",
+      pid: process.pid,
+      timestamp: expect.any(Number),
+    });
+  });
+
+  it("sends a lone buffered event as itself, and flush() sends what waits", async () => {
+    const { broadcast, raw } = await listen();
+    const publisher = createEventPublisher(broadcast, {
+      hostname: "w@test",
+      bufferGroups: ["task"],
+    });
+    void publisher.send("task-received", { uuid: "a" });
+    await publisher.flush();
+    await until(() => raw.length === 1, "the event");
+    expect(raw[0]).toMatchObject({
+      routingKey: "task.received",
+      body: { type: "task-received", uuid: "a" },
+    });
+  });
+});
+
+describe("Lamport clock", () => {
+  it("moves past the clock of what is received, except a client's task-sent", async () => {
+    const { broadcast, events } = await listen();
+    const ahead = clockValue() + 1000;
+    await broadcast.publish(
+      EVENT_EXCHANGE,
+      "worker.heartbeat",
+      jsonWireMessage(
+        { type: "worker-heartbeat", hostname: "far@away", clock: ahead, timestamp: 1 },
+        {},
+      ),
+    );
+    await until(() => events.length === 1, "the heartbeat");
+    expect(clockValue()).toBe(ahead + 1);
+    await broadcast.publish(
+      EVENT_EXCHANGE,
+      "task.sent",
+      jsonWireMessage(
+        { type: "task-sent", hostname: "gen1@x", clock: ahead + 5000, timestamp: 1 },
+        {},
+      ),
+    );
+    await until(() => events.length === 2, "the task-sent");
+    expect(clockValue()).toBe(ahead + 1);
+    expect(adjustClock("9")).toBe(ahead + 2);
+  });
+});

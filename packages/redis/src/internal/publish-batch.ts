@@ -1,0 +1,34 @@
+import { randomUUID } from "node:crypto";
+import { encodeEnvelope, type PublishItem } from "@celery-ts/core";
+import type { ChainableCommander } from "ioredis";
+import { clampPriority, type KeyLayout } from "./keys.ts";
+
+/**
+ * Queues a batch of publishes on one pipeline (a MULTI, so the batch lands whole): kombu's
+ * binding for each queue not declared yet on this connection, then one LPUSH per message, as
+ * `publish()` does for one. The caller runs it in a single round trip.
+ */
+export function queueBatch(
+  transaction: ChainableCommander,
+  batch: readonly PublishItem[],
+  keys: KeyLayout,
+  declared: ReadonlySet<string>,
+): string[] {
+  const declaring = new Set<string>();
+  for (const { options } of batch) {
+    if (!declared.has(options.queue) && !declaring.has(options.queue)) {
+      declaring.add(options.queue);
+      transaction.sadd(...keys.declaration(options.queue));
+    }
+  }
+  for (const { message, options } of batch) {
+    const raw = encodeEnvelope(message, {
+      exchange: "",
+      routingKey: options.queue,
+      priority: options.priority ?? 0,
+      deliveryTag: randomUUID(),
+    });
+    transaction.lpush(keys.list(options.queue, clampPriority(options.priority ?? 0)), raw);
+  }
+  return [...declaring];
+}

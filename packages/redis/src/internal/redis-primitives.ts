@@ -1,0 +1,113 @@
+import { encodeJson } from "@celery-ts/core";
+import {
+  notKeptReason,
+  taskIdOf,
+  type DeadLetterLimits,
+  type DriverPrimitives,
+} from "@celery-ts/core/driver";
+import type { Redis } from "ioredis";
+import type { KeyLayout } from "./keys.ts";
+import { ACK, DEAD_LETTER, RESTORE, runScript } from "./scripts.ts";
+import { markRedelivered, parseEnvelope, priorityOf } from "./stored-message.ts";
+import type { Held } from "./take-source.ts";
+
+/** Checks a MULTI's results: the first failed command's error is thrown. */
+export async function execChecked(
+  results: [error: Error | null, result: unknown][] | null,
+): Promise<unknown[]> {
+  if (!results) throw new Error("Connection is closed (transaction aborted)");
+  return results.map(([error, result]) => {
+    if (error) throw error;
+    return result;
+  });
+}
+
+export interface RedisPrimitivesOptions {
+  keys: KeyLayout;
+  /** Undefined: dead letters are off, a rejected message is forgotten. */
+  deadLetters: DeadLetterLimits | undefined;
+  /** This consumer's `held` set (liveness): a settled tag leaves it. */
+  held: string;
+  /** A command on the main connection, bounded and mapped. */
+  command<T>(work: (client: Redis) => Promise<T>): Promise<T>;
+}
+
+/** The broker writes on a taken message, in kombu's layout; `open` is the transport's. */
+export function redisWrites(options: RedisPrimitivesOptions): Omit<DriverPrimitives<Held>, "open"> {
+  const { keys, command } = options;
+  /** Back to the front of its queue, marked redelivered, and no longer unacked nor held. */
+  const restore = (client: Redis, held: Held) => {
+    const envelope = parseEnvelope(held.raw);
+    return runScript(
+      client,
+      RESTORE,
+      [keys.unacked, keys.unackedIndex, keys.list(held.queue, priorityOf(envelope)), options.held],
+      [held.tag, "", markRedelivered(held.raw, envelope), "front", "held"],
+    );
+  };
+  return {
+    async ack({ tag }) {
+      await command((client) =>
+        runScript(client, ACK, [keys.unacked, keys.unackedIndex, options.held], [tag]),
+      );
+    },
+    async requeue(held) {
+      await command((client) => restore(client, held));
+    },
+    async deadLetter(held, reason) {
+      const limits = options.deadLetters;
+      const now = Date.now();
+      const letter = limits ? deadLetterEntry(held, reason, limits, now) : "";
+      const { queue, tag } = held;
+      await command((client) =>
+        runScript(
+          client,
+          DEAD_LETTER,
+          [keys.unacked, keys.unackedIndex, keys.dead(queue), keys.deadBytes(queue), options.held],
+          [tag, letter, ...deadLetterBounds(limits, now)],
+        ),
+      );
+    },
+    async extendLeases(handles) {
+      const now = Date.now() / 1000;
+      for (let i = 0; i < handles.length; i += 500) {
+        const args = handles.slice(i, i + 500).flatMap(({ tag }) => [now, tag]);
+        // XX: only entries still there; an ack or a restore meanwhile is not undone.
+        await command((client) => client.zadd(keys.unackedIndex, "XX", ...args));
+      }
+    },
+    async handBack(handles) {
+      // The first taken ends up first: each goes to the front, so the last goes first.
+      for (const held of [...handles].reverse()) await command((client) => restore(client, held));
+    },
+  };
+}
+
+/** The dead letters' bounds as script arguments: maxCount (0: off), maxBytes, minAt (epoch ms). */
+export function deadLetterBounds(
+  limits: DeadLetterLimits | undefined,
+  now: number,
+): [number, number, number] {
+  return limits ? [limits.maxCount, limits.maxBytes, now - limits.maxAge * 1000] : [0, 0, 0];
+}
+
+/**
+ * A dead letter as stored: JSON starting with `{"rejected_at":<ms>` (the scripts read the age
+ * there), without the message when it alone is over the byte bound.
+ */
+function deadLetterEntry(
+  held: Held,
+  reason: string,
+  limits: DeadLetterLimits,
+  now: number,
+): string {
+  const bytes = Buffer.byteLength(held.raw);
+  const kept = bytes <= limits.maxBytes;
+  return encodeJson({
+    rejected_at: now,
+    queue: held.queue,
+    reason: kept ? reason : notKeptReason(reason, bytes, limits.maxBytes),
+    task_id: taskIdOf(held.raw) ?? "",
+    raw: kept ? held.raw : "",
+  });
+}

@@ -1,0 +1,158 @@
+import {
+  CeleryTsError,
+  createResultWaiters,
+  decodeJson,
+  isReadyState,
+  resultTimeoutError,
+  type Logger,
+  type ResultMeta,
+  type WaitOptions,
+} from "@celery-ts/core";
+import { connectionError } from "@celery-ts/core/driver";
+import type { Redis } from "ioredis";
+import { PKG } from "./errors.ts";
+import { Link } from "./link.ts";
+
+/** Decodes a stored result; a value that is not JSON is a `MALFORMED_MESSAGE` error. */
+export function decodeResult(key: string, text: string): ResultMeta {
+  try {
+    return decodeJson(text) as ResultMeta;
+  } catch (error) {
+    throw new CeleryTsError(
+      "MALFORMED_MESSAGE",
+      `the result at ${key} is not JSON (${(error as Error).message})`,
+      { pkg: PKG, cause: error },
+    );
+  }
+}
+
+export interface ResultSubscriberOptions {
+  /** A new client for the subscriber connection (a duplicate of the backend's). */
+  newClient(): Redis;
+  /** Reads keys on the backend's command connection. */
+  mget(keys: string[]): Promise<(string | null)[]>;
+  target: string;
+  logger: Logger;
+  /** True once the backend is closed: no more unsubscribes. */
+  closed(): boolean;
+}
+
+/**
+ * The `waitFor()` side of the Redis backend, as Celery's ResultConsumer: one subscriber
+ * connection, opened on the first wait, subscribed to the key of every pending task (Celery
+ * publishes each store on the key's own channel); after every (re)connection it subscribes again
+ * and reads every pending key, since results stored meanwhile were not heard.
+ */
+export class ResultSubscriber {
+  readonly #options: ResultSubscriberOptions;
+  #link: Link | undefined;
+  /** Pending waitFor() calls by key: one subscription per task serves them all. */
+  readonly #waiters = createResultWaiters({
+    onIdle: (key) => {
+      const link = this.#link;
+      if (!this.#options.closed() && link?.isReady) {
+        link.client.unsubscribe(key).catch(() => undefined);
+      }
+    },
+  });
+
+  constructor(options: ResultSubscriberOptions) {
+    this.#options = options;
+  }
+
+  /** Waits for the ready state of `key` (the result of `taskId`). */
+  wait(key: string, taskId: string, options: WaitOptions): Promise<ResultMeta> {
+    const link = this.#subscription();
+    const first = !this.#waiters.has(key);
+    const waiting = this.#waiters.wait(key, {
+      ...options,
+      timeoutError: () =>
+        link.isReady
+          ? resultTimeoutError(PKG, taskId, options.timeout)
+          : connectionError(
+              PKG,
+              `no result for task ${taskId} within ${options.timeout} s: the connection to ` +
+                `Redis at ${this.#options.target} is down`,
+            ),
+    });
+    if (!this.#waiters.has(key)) return waiting; // the signal had aborted already
+    // Subscribe first, then read: a result stored in between is heard, one stored before is read.
+    const subscribed = link.isReady
+      ? first
+        ? link.client.subscribe(key)
+        : Promise.resolve()
+      : // Not connected yet (or reconnecting): the ready handler subscribes and reads.
+        link.waitReady(Number.POSITIVE_INFINITY).then(() => undefined);
+    subscribed
+      .then(() => this.#recheck([key]))
+      .catch((error: unknown) => {
+        this.#options.logger.debug(
+          "redis: could not subscribe to a result yet; waiting for the connection",
+          { key, error: String(error) },
+        );
+      });
+    return waiting;
+  }
+
+  /** Rejects every pending wait with `error` and closes the connection. */
+  async close(error: unknown): Promise<void> {
+    this.#waiters.rejectAll(error);
+    await this.#link?.close();
+  }
+
+  /** Resolves every waiter of `key` with its own copy of the meta, if it is a ready state. */
+  #deliver(key: string, text: string): void {
+    if (!this.#waiters.has(key)) return;
+    let meta: ResultMeta;
+    try {
+      meta = decodeResult(key, text);
+    } catch (error) {
+      this.#options.logger.warn("redis: ignored a result that is not JSON", {
+        key,
+        error: String(error),
+      });
+      return;
+    }
+    if (!isReadyState(meta.status)) return;
+    this.#waiters.resolve(key, () => decodeResult(key, text));
+  }
+
+  /** Reads the keys that have waiters; covers results stored while we were not subscribed. */
+  async #recheck(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const values = await this.#options.mget(keys);
+    keys.forEach((key, i) => {
+      const value = values[i];
+      if (value) this.#deliver(key, value);
+    });
+  }
+
+  #subscription(): Link {
+    if (this.#link) return this.#link;
+    const { newClient, target, logger } = this.#options;
+    const link = new Link(newClient(), {
+      role: "results",
+      target,
+      logger,
+      owned: true,
+      what: "result backend",
+    });
+    link.onReady(() => {
+      const keys = this.#waiters.keys();
+      if (keys.length === 0) return;
+      link.client
+        .subscribe(...keys)
+        .then(() => this.#recheck(keys))
+        .catch((error: unknown) => {
+          logger.debug("redis: could not subscribe to pending results; retrying on reconnect", {
+            error: String(error),
+          });
+        });
+    });
+    link.client.on("message", (channel: string, message: string) =>
+      this.#deliver(channel, message),
+    );
+    this.#link = link;
+    return link;
+  }
+}

@@ -1,0 +1,19 @@
+import { storeConformance } from "@celery-ts/testing";
+import { afterAll } from "vitest";
+import { createRedisStore, createStoreFromUrl } from "../src/index.ts";
+import { deletePrefix, rawClient, REDIS_URL, uniquePrefix } from "./support/redis.ts";
+
+const keyPrefix = uniquePrefix("store");
+const raw = rawClient();
+
+afterAll(async () => {
+  await deletePrefix(raw, keyPrefix);
+});
+
+storeConformance("redis", { create: () => createRedisStore({ connection: REDIS_URL, keyPrefix }) });
+
+// The URL's global_keyprefix reaches the store, as it reaches the broker and results.
+storeConformance("redis (from a URL)", {
+  create: () =>
+    createStoreFromUrl(`${REDIS_URL}?global_keyprefix=${encodeURIComponent(`${keyPrefix}url:`)}`),
+});

@@ -1,0 +1,130 @@
+import {
+  createResultWaiters,
+  decodeJson,
+  isCeleryTsError,
+  resultTimeoutError,
+  type ResultMeta,
+  type WaitOptions,
+} from "@celery-ts/core";
+import { subscribeToChanges } from "./change-feed.ts";
+import { PKG } from "./errors.ts";
+
+/** A stored result's row, as the poll reads it. */
+export interface ResultRow {
+  task_id: string;
+  meta: string;
+}
+
+export const decodeRow = (row: ResultRow): ResultMeta => decodeJson(row.meta) as ResultMeta;
+
+export interface ResultPollerOptions {
+  /** The database file: a store from this process (the change feed) wakes the poll at once. */
+  path: string;
+  pollIntervalMs: number;
+  /** The rows of `taskIds` that are in a ready state and not expired. */
+  readyAmong(taskIds: string[]): ResultRow[];
+}
+
+/**
+ * How long the change feed stays subscribed after the last wait ended: a caller awaiting one
+ * result after another does not set up a file watch for each.
+ */
+const LINGER_MS = 1_000;
+
+/**
+ * The pending `waitFor()` calls of the SQLite backend: one poll (one query) serves them all,
+ * every `pollInterval` while any wait, and at once when this process stores a result or the
+ * database file changes.
+ */
+export class ResultPoller {
+  readonly #options: ResultPollerOptions;
+  readonly #waiters = createResultWaiters();
+  #timer: NodeJS.Timeout | undefined;
+  #linger: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  /** Wake-ups before then wait for it: polls take at most half the time (many waiters). */
+  #quietUntil = 0;
+
+  constructor(options: ResultPollerOptions) {
+    this.#options = options;
+  }
+
+  /** The result if it is ready, or a wait for it. */
+  wait(taskId: string, options: WaitOptions): Promise<ResultMeta> {
+    // Listen before looking: a store between the look and the subscription would otherwise be
+    // seen only by the next poll.
+    this.#listen();
+    const [ready] = this.#options.readyAmong([taskId]);
+    if (ready) {
+      this.#idle();
+      return Promise.resolve(decodeRow(ready));
+    }
+    const waiting = this.#waiters.wait(taskId, {
+      ...options,
+      timeoutError: () => resultTimeoutError(PKG, taskId, options.timeout),
+    });
+    this.#timer ??= setTimeout(this.#poll, this.#options.pollIntervalMs);
+    return waiting;
+  }
+
+  /** Stops polling and rejects every pending wait with `error`. */
+  close(error: unknown): void {
+    clearTimeout(this.#timer);
+    clearTimeout(this.#linger);
+    this.#timer = this.#linger = undefined;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    this.#waiters.rejectAll(error);
+  }
+
+  #listen(): void {
+    clearTimeout(this.#linger);
+    this.#linger = undefined;
+    this.#unsubscribe ??= subscribeToChanges(this.#options.path, "results", this.#changed);
+  }
+
+  /** Nothing waits: stop polling, and unsubscribe unless a wait comes soon. */
+  #idle(): void {
+    if (this.#waiters.keys().length > 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#linger || !this.#unsubscribe) return;
+    this.#linger = setTimeout(() => {
+      this.#linger = undefined;
+      this.#unsubscribe?.();
+      this.#unsubscribe = undefined;
+    }, LINGER_MS);
+    this.#linger.unref();
+  }
+
+  /**
+   * The database changed: poll now, unless the last poll was costly (one query for thousands of
+   * waiters) and recent; then poll once it has been as long again.
+   */
+  readonly #changed = (): void => {
+    const wait = this.#quietUntil - performance.now();
+    if (wait <= 0) return this.#poll();
+    if (this.#waiters.keys().length === 0) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(this.#poll, wait);
+  };
+
+  readonly #poll = (): void => {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const waiters = this.#waiters;
+    if (waiters.keys().length === 0) return this.#idle();
+    const started = performance.now();
+    try {
+      for (const row of this.#options.readyAmong(waiters.keys())) {
+        waiters.resolve(row.task_id, () => decodeRow(row));
+      }
+    } catch (error) {
+      if (!isCeleryTsError(error) || !error.retryable) waiters.rejectAll(error);
+    }
+    const now = performance.now();
+    this.#quietUntil = now + (now - started);
+    if (waiters.keys().length === 0) return this.#idle();
+    this.#timer = setTimeout(this.#poll, this.#options.pollIntervalMs);
+  };
+}

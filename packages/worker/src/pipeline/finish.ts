@@ -1,0 +1,102 @@
+import { TaskState, celeryNow, isCeleryTsError, pythonRepr } from "@celery-ts/core";
+import { describeError } from "../internal/describe-error.ts";
+import type { RunOutcome } from "../internal/run-task.ts";
+import { storeFailure, storeState } from "../results/store-result.ts";
+import type { Job, WorkerState } from "../setup/state.ts";
+import { retry } from "./retry.ts";
+import { settle } from "./settle.ts";
+
+type Fields = Record<string, unknown>;
+
+/** Settles a run by its outcome: stores the result, sends the canvas, tells hooks and events. */
+export async function finish(
+  state: WorkerState,
+  job: Job,
+  outcome: RunOutcome,
+  storeResults: boolean,
+  fields: Fields,
+): Promise<void> {
+  switch (outcome.kind) {
+    case "success":
+      return finishSuccess(state, job, outcome.value, storeResults, fields);
+    case "retry":
+      return retry(state, job, outcome.options, storeResults, fields);
+    case "failure": {
+      const { message, task } = job;
+      await storeFailure(state, message, outcome.error, storeResults);
+      await state.lifecycle.ended(task, message, {
+        state: TaskState.FAILURE,
+        error: outcome.error,
+      });
+      state.log.error("task failed", {
+        ...fields,
+        error: describeError(outcome.error),
+        ...(outcome.hint !== undefined && { hint: outcome.hint }),
+      });
+      state.control.events.failed(message, outcome.error);
+      return settle(state, job.delivery, "ack");
+    }
+    case "signal":
+      return finishSignal(state, job, outcome.signal, fields);
+  }
+}
+
+async function finishSuccess(
+  state: WorkerState,
+  job: Job,
+  value: unknown,
+  storeResults: boolean,
+  fields: Fields,
+): Promise<void> {
+  const { message, task } = job;
+  const { canvas } = state;
+  // Celery sends callbacks and the chain's next step before storing, so children lists them.
+  let children: unknown[];
+  try {
+    children = await canvas.afterSuccess(message, value);
+  } catch (error) {
+    // A canvas that cannot be sent (a malformed signature) fails the task, as in Celery;
+    // a broker outage is retryable and requeues it instead.
+    if (isCeleryTsError(error) && error.retryable) throw error;
+    return finish(state, job, { kind: "failure", error }, storeResults, fields);
+  }
+  if (storeResults) {
+    try {
+      await storeState(
+        state,
+        message,
+        { status: TaskState.SUCCESS, result: value, traceback: null, date_done: celeryNow() },
+        children,
+      );
+    } catch (error) {
+      if (!isCeleryTsError(error, "ENCODE")) throw error;
+      return finish(state, job, { kind: "failure", error }, storeResults, fields);
+    }
+  }
+  // Logged once the result is stored, before the canvas around it is sent.
+  state.log.info("task succeeded", fields);
+  await canvas.afterStored(message, value);
+  await state.lifecycle.ended(task, message, { state: TaskState.SUCCESS, result: value });
+  state.control.events.task("task-succeeded", message, {
+    result: pythonRepr(value),
+    runtime: fields.runtime,
+  });
+  return settle(state, job.delivery, "ack");
+}
+
+async function finishSignal(
+  state: WorkerState,
+  { delivery, message, task }: Job,
+  signal: Extract<RunOutcome, { kind: "signal" }>["signal"],
+  fields: Fields,
+): Promise<void> {
+  const ending = signal.kind === "ignore" ? "IGNORED" : "REJECTED";
+  await state.lifecycle.ended(task, message, { state: ending, reason: signal.message });
+  if (signal.kind === "ignore") {
+    state.log.info(`task ignored: ${signal.message}`, fields);
+    return settle(state, delivery, "ack");
+  }
+  state.log.warn(`task rejected: ${signal.message}`, { ...fields, requeue: signal.requeue });
+  state.control.events.task("task-rejected", message, { requeue: signal.requeue });
+  return settle(state, delivery, signal.requeue ? "requeue" : "dead", signal.message);
+}

@@ -1,0 +1,96 @@
+import { hostname as osHostname } from "node:os";
+import {
+  CeleryTsError,
+  silentLogger,
+  type AnyTaskDefinition,
+  type CoordinationStore,
+  type Logger,
+  type ResultBackend,
+  type Signals,
+  type TaskDefinition,
+  type Transport,
+} from "@celery-ts/core";
+import type { RecycleInfo } from "../flow/recycle.ts";
+import type { ControlOptions } from "../control/worker-control.ts";
+import type { MetricsOptions } from "../metrics/worker-metrics.ts";
+
+export interface WorkerOptions extends ControlOptions, MetricsOptions {
+  /** A transport, or a broker URL such as `sqlite:///queue.db`. */
+  broker: Transport | string;
+  /** A result backend or its URL. Without one, results are not stored. */
+  backend?: ResultBackend | string;
+  /** The tasks this worker runs. */
+  tasks: Iterable<AnyTaskDefinition>;
+  /** Queues to consume. @default ["celery"] */
+  queues?: string[];
+  /** Tasks run at once in this process (async). @default 50 (measured in `pnpm bench`) */
+  concurrency?: number;
+  /** Messages taken from the broker ahead of a free slot. @default concurrency */
+  prefetch?: number;
+  /** Seconds that running tasks get to finish after `stop()`. @default 30 */
+  shutdownTimeout?: number;
+  /** Messages with a larger body are rejected as malformed. @default 10 MiB */
+  maxBodyBytes?: number;
+  /** Shown in logs. @default `celery-ts@<hostname>` */
+  hostname?: string;
+  /** @default silent */
+  logger?: Logger;
+  /** Where the worker sends its lifecycle signals. @default the process-wide `signals` */
+  signals?: Signals;
+  /**
+   * Celery's `--max-tasks-per-child`: after starting this many tasks the worker retires: it takes
+   * no more, returns the messages it took ahead, lets running tasks finish (however long they
+   * take), acknowledges them and stops. @default no limit
+   */
+  maxTasksPerChild?: number;
+  /**
+   * Celery's `--max-memory-per-child`, in KiB: when a task finishes with the process's resident
+   * memory above this, the worker retires as with `maxTasksPerChild`. @default no limit
+   */
+  maxMemoryPerChild?: number;
+  /** Called when the worker starts retiring (see `maxTasksPerChild`), e.g. to tell a supervisor. */
+  onRetire?: (info: RecycleInfo) => void;
+  /**
+   * The coordination store for fleet-wide rate limits (`rateLimit: { scope: "fleet" }`): an object
+   * or a URL. Only opened when a task has such a limit.
+   * @default the broker's URL (Redis and SQLite brokers have a store)
+   */
+  store?: CoordinationStore | string;
+}
+
+/** The options with their defaults applied. */
+export interface ResolvedOptions {
+  log: Logger;
+  hostname: string;
+  concurrency: number;
+  prefetch: number;
+  queues: string[];
+}
+
+export function resolveOptions(options: WorkerOptions): ResolvedOptions {
+  const concurrency = options.concurrency ?? 50;
+  return {
+    log: options.logger ?? silentLogger,
+    hostname: options.hostname ?? `celery-ts@${osHostname()}`,
+    concurrency,
+    prefetch: options.prefetch ?? concurrency,
+    queues: options.queues ?? ["celery"],
+  };
+}
+
+/** The worker's tasks by name; two tasks with one name are a CONFIG error. */
+export function buildRegistry(tasks: Iterable<AnyTaskDefinition>): Map<string, TaskDefinition> {
+  const registry = new Map<string, TaskDefinition>();
+  for (const task of tasks) {
+    if (registry.has(task.name)) {
+      throw new CeleryTsError("CONFIG", `two tasks are named "${task.name}"`, { pkg: "worker" });
+    }
+    registry.set(task.name, task);
+  }
+  return registry;
+}
+
+/** A URL without its password, for `inspect conf`. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:**@");
+}
