@@ -16,6 +16,7 @@ import {
 } from "@celery-ts/core";
 import { createClient } from "@celery-ts/client";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { mergeRevoked } from "../src/control/commands.ts";
 import { RevokedSet } from "../src/control/revoked.ts";
 import { createWorker, type Worker } from "../src/index.ts";
 
@@ -257,6 +258,20 @@ describe("revoked ids", () => {
     set.flush();
     expect(set.ids()).toEqual(["b", "c", "d"]);
     expect(new RevokedSet({ statePath }).ids()).toEqual(["b", "c", "d"]);
+  });
+
+  it("learned in mingle are never forgotten for another worker's clock", () => {
+    const set = new RevokedSet({ expires: 60 });
+    set.add(["known"]);
+    // Python Celery stamps its LimitedSet with time.monotonic(): seconds since its machine booted.
+    mergeRevoked(set, { known: [1234.5, "known"], fromPython: [1234.5, "fromPython"] });
+    mergeRevoked(set, { old: (Date.now() - 61_000) / 1000, listed: 1 });
+    mergeRevoked(set, ["plain"]);
+    expect(set.ids().sort()).toEqual(["fromPython", "known", "listed", "plain"]);
+    const sent = Object.values(set.entries());
+    expect(sent.every((at) => !Number.isInteger(at) && Math.abs(at - Date.now() / 1000) < 5)).toBe(
+      true,
+    );
   });
 });
 

@@ -40,15 +40,20 @@ function idList(value: unknown): string[] {
   return (Array.isArray(value) ? value : [value]).map(String);
 }
 
-/** Revoked ids as Celery's `LimitedSet` sends them: `{id: time}` (time in seconds), or a list. */
+/**
+ * Revoked ids as mingle's `hello` carries them: Celery's `LimitedSet` data `{id: [time, id]}` or
+ * `{id: time}` (seconds: since the epoch from celery-ts, since boot from Python), or a list.
+ */
 export function mergeRevoked(revoked: RevokedSet, value: unknown): void {
   if (Array.isArray(value)) {
-    revoked.add(value.map(String));
+    revoked.merge(value.map((id) => [String(id), Date.now()] as const));
   } else if (typeof value === "object" && value !== null) {
-    for (const [id, at] of Object.entries(value)) {
-      const seconds = Array.isArray(at) ? Number(at[0]) : Number(at);
-      revoked.add([id], Number.isFinite(seconds) ? seconds * 1000 : Date.now());
-    }
+    revoked.merge(
+      Object.entries(value).map(([id, at]) => {
+        const seconds = Array.isArray(at) ? Number(at[0]) : Number(at);
+        return [id, seconds * 1000] as const;
+      }),
+    );
   }
 }
 

@@ -6,6 +6,8 @@ import { withExceptionArgs } from "@celery-ts/core";
 export const DEFAULT_MAX_REVOKED = 50_000;
 /** Celery's `REVOKE_EXPIRES`: seconds a revoked id is remembered. */
 export const DEFAULT_REVOKED_EXPIRES = 10_800;
+/** 2001-09-09 in ms: an earlier "time" is a monotonic clock's (seconds since boot), not a date. */
+const WALL_CLOCK_FLOOR_MS = 1e12;
 
 export interface RevokedSetOptions {
   /** @default 50_000 */
@@ -57,16 +59,40 @@ export class RevokedSet {
     this.#scheduleSave();
   }
 
+  /**
+   * Ids another worker knows, with the time it revoked each (ms since the epoch). A merge never
+   * makes a known id older: the sender's clock may differ, and forgetting a revoke runs the task.
+   * A time that is not a wall-clock time (Python Celery's `LimitedSet` stamps `time.monotonic()`,
+   * seconds since its machine booted) cannot be compared, so the id counts as revoked now.
+   */
+  merge(entries: Iterable<readonly [id: string, at: number]>): void {
+    const now = Date.now();
+    for (const [id, stamp] of entries) {
+      const at =
+        Number.isFinite(stamp) && stamp >= WALL_CLOCK_FLOOR_MS ? Math.min(stamp, now) : now;
+      const known = this.#ids.get(id);
+      if (known !== undefined && known >= at) continue;
+      this.#ids.delete(id);
+      this.#ids.set(id, at);
+    }
+    this.#purge();
+    this.#scheduleSave();
+  }
+
   /** The ids, oldest first. */
   ids(): string[] {
     this.#purge();
     return [...this.#ids.keys()];
   }
 
-  /** `{id: time in seconds}`, as Celery's `LimitedSet._data` travels in mingle. */
+  /**
+   * `{id: time in seconds}`, as Celery's `LimitedSet._data` travels in mingle. Python's
+   * `LimitedSet.update()` refuses a time that is not a float, so none is a whole number.
+   */
   entries(): Record<string, number> {
     this.#purge();
-    return Object.fromEntries([...this.#ids].map(([id, at]) => [id, at / 1000]));
+    const seconds = (at: number) => (Number.isInteger(at / 1000) ? (at + 0.5) / 1000 : at / 1000);
+    return Object.fromEntries([...this.#ids].map(([id, at]) => [id, seconds(at)]));
   }
 
   /** Writes the state file now (at shutdown). */
