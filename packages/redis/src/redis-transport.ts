@@ -19,6 +19,7 @@ import { PKG } from "./internal/errors.ts";
 import { checkPrioritySteps, DEFAULT_PRIORITY_STEPS, KeyLayout } from "./internal/keys.ts";
 import { duplicateClient, Link, resolveConnection, type RedisConnection } from "./internal/link.ts";
 import { Liveness } from "./internal/liveness.ts";
+import { serverOf } from "./internal/prepared-store.ts";
 import { createQueueCommands } from "./internal/queue-commands.ts";
 import { execChecked, redisWrites } from "./internal/redis-primitives.ts";
 import { Restorer } from "./internal/restore.ts";
@@ -180,6 +181,7 @@ function createRedisConsumer(
   command: <T>(work: (client: Redis) => Promise<T>) => Promise<T>,
 ) {
   const { keys, logger, resolved } = o;
+  const server = serverOf(resolved.client);
   let consumerLinks: ConsumerLinks | undefined;
   let consuming = 0;
   const consumerConnections = (): ConsumerLinks => {
@@ -216,6 +218,8 @@ function createRedisConsumer(
       fallbackPollInterval: FALLBACK_POLL_INTERVAL,
       onClose: () => void consuming--,
       consumer,
+      server,
+      offlineTimeoutMs: toMs(o.offlineTimeout),
       maxMessageBytes: o.maxMessageBytes,
       deadLetters: o.deadLetters,
       onRefused: (reason) =>
@@ -241,6 +245,7 @@ function createRedisConsumer(
         command,
         deadLetters: o.deadLetters,
         held: keys.held(liveness.id),
+        server,
       }),
       open,
     },
