@@ -170,6 +170,23 @@ function createRecovery(
   return { restorer, liveness };
 }
 
+/** The consumer's own connections: takes, and wake-ups through client tracking. */
+function openConsumerLinks(o: ReturnType<typeof resolveOptions>): ConsumerLinks {
+  const { logger, resolved } = o;
+  const link = (role: "consumer" | "wake-up") =>
+    new Link(duplicateClient(resolved.client, role), {
+      role,
+      target: resolved.target,
+      logger,
+      owned: true,
+      what: "transport",
+      onEvent: o.connectionEvents.emit,
+    });
+  const take = link("consumer");
+  const subscriber = link("wake-up");
+  return { take, subscriber, wake: createWakeUp(take, subscriber, logger) };
+}
+
 /**
  * The consuming half: the kit on Redis primitives, two connections of its own (takes, and
  * wake-ups through client tracking), kombu's restore of expired reservations, and the liveness
@@ -184,22 +201,7 @@ function createRedisConsumer(
   const server = serverOf(resolved.client);
   let consumerLinks: ConsumerLinks | undefined;
   let consuming = 0;
-  const consumerConnections = (): ConsumerLinks => {
-    if (consumerLinks) return consumerLinks;
-    const link = (role: "consumer" | "wake-up") =>
-      new Link(duplicateClient(resolved.client, role), {
-        role,
-        target: resolved.target,
-        logger,
-        owned: true,
-        what: "transport",
-        onEvent: o.connectionEvents.emit,
-      });
-    const take = link("consumer");
-    const subscriber = link("wake-up");
-    consumerLinks = { take, subscriber, wake: createWakeUp(take, subscriber, logger) };
-    return consumerLinks;
-  };
+  const consumerConnections = (): ConsumerLinks => (consumerLinks ??= openConsumerLinks(o));
   const held = () => new Set(kit.outstanding().map((handle) => handle.tag));
   const { restorer, liveness } = createRecovery(o, main, command, held, () => consuming > 0);
   const consumer = { id: liveness.id, leaseMs: Math.ceil(toMs(o.livenessTimeout)) };
