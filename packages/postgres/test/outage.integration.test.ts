@@ -55,10 +55,10 @@ describe("PostgreSQL outage (sessions terminated)", () => {
         const terminated: number[] = [];
         const completedAtFault: number[] = [];
         for (let i = 0; i < OUTAGES; i++) {
+          if (i > 0) await sleep(1_000);
           completedAtFault.push(bench.completed());
           terminated.push(await terminate());
           bench.fault();
-          await sleep(1_000);
         }
         const recovery = await bench.recovered();
         const figures = await bench.figures(recovery, 90, { terminated, completedAtFault });
