@@ -83,8 +83,9 @@ const expiryOption = (value: number | undefined, fallback: number): number =>
   durationOption(PKG, "expires", value, fallback);
 
 /**
- * The waiters' reads, retried by the poller when they fail with a retryable error (a busy
- * file): the first failure is logged once, and the recovery once.
+ * The waiters' reads: one that fails with a retryable error (a file another connection keeps
+ * locked) fails a new wait and is tried again by the poll of pending ones; the first failure is
+ * logged once, and the recovery once.
  */
 function readsLogged(logger: Logger, read: (taskIds: string[]) => Row[]) {
   let failing = false;
@@ -97,9 +98,12 @@ function readsLogged(logger: Logger, read: (taskIds: string[]) => Row[]) {
     } catch (error) {
       if (!failing && isCeleryTsError(error) && error.retryable) {
         failing = true;
-        logger.warn(`${PKG} result backend: could not read results; retrying`, {
-          error: String(error),
-        });
+        logger.warn(
+          `${PKG} result backend: could not read results; waits look again at their next poll`,
+          {
+            error: String(error),
+          },
+        );
       }
       throw error;
     }
