@@ -10,6 +10,7 @@ import {
 } from "@celery-ts/core";
 import { closedError, durationOption, toMs } from "@celery-ts/core/driver";
 import type { Redis } from "ioredis";
+import { redisAtomicPublisher } from "./internal/atomic-publish.ts";
 import { PKG } from "./internal/errors.ts";
 import { Link, resolveConnection, type RedisConnection } from "./internal/link.ts";
 import { runScript } from "./internal/scripts.ts";
@@ -200,6 +201,19 @@ export function createRedisStore(options: RedisStoreOptions | string = {}): Coor
       } catch (error) {
         throw notACounter(key, error);
       }
+    },
+    // A Redis transport on this database: its publish and a compare-and-set, in one script.
+    atomicPublisher(transport) {
+      return redisAtomicPublisher(
+        {
+          target: resolved.target,
+          keyOf,
+          casArgs: (expected, value, fence) =>
+            compareAndSetArgs(expected, value, fence ? { fence } : {}),
+          run,
+        },
+        transport,
+      );
     },
   };
 }

@@ -6,8 +6,10 @@ import {
   type IncrementOptions,
 } from "@celery-ts/core";
 import type Database from "better-sqlite3";
+import { sqliteAtomicPublisher, type MessageRow } from "./internal/atomic-publish.ts";
 import { createConnection } from "./internal/connection.ts";
 import { configError, PKG } from "./internal/errors.ts";
+import { INSERT_MESSAGE, SCHEMA as MESSAGES_SCHEMA } from "./internal/statements.ts";
 
 export interface SqliteStoreOptions {
   /**
@@ -98,6 +100,28 @@ function prepare(db: Database.Database) {
       return replace.run({ ...p, expected }).changes === 1;
     },
   );
+  // The transport's message insert, prepared on first use (its table then created if missing).
+  let insertMessage: Database.Statement<MessageRow> | undefined;
+  const publishIfSetTx = db.transaction(
+    (
+      p: Omit<Params, "expected">,
+      expected: string | undefined,
+      fence: { key: string; token: number } | undefined,
+      row: MessageRow,
+    ) => {
+      if (!compareAndSet(p, expected, fence)) return false;
+      insertMessage!.run(...row);
+      return true;
+    },
+  );
+  /** A compare-and-set and a message insert, in one IMMEDIATE transaction: both or neither. */
+  const publishIfSet = (...args: Parameters<typeof publishIfSetTx>): boolean => {
+    if (!insertMessage) {
+      db.exec(MESSAGES_SCHEMA);
+      insertMessage = db.prepare<MessageRow>(INSERT_MESSAGE);
+    }
+    return publishIfSetTx.immediate(...args);
+  };
   const increment = db.transaction(
     (key: string, by: number, ttlMs: number | undefined, now: number) => {
       const current = counterValue(key, now);
@@ -115,8 +139,15 @@ function prepare(db: Database.Database) {
     list,
     sweep,
     compareAndSet: compareAndSet.immediate,
+    publishIfSet,
     increment: increment.immediate,
   };
+}
+
+function checkFence(cas: CompareAndSetOptions): void {
+  if (cas.fence && !Number.isSafeInteger(cas.fence.token)) {
+    throw configError(`a fence token is a whole number, got ${cas.fence.token}`);
+  }
 }
 
 /**
@@ -171,12 +202,19 @@ export function createSqliteStore(options: SqliteStoreOptions): CoordinationStor
     async compareAndSet(key, expected, value, cas: CompareAndSetOptions = {}) {
       const now = Date.now();
       const expiresAt = expiry(now, cas);
-      if (cas.fence && !Number.isSafeInteger(cas.fence.token)) {
-        throw configError(`a fence token is a whole number, got ${cas.fence.token}`);
-      }
+      checkFence(cas);
       return connection.use((s) =>
         s.compareAndSet({ key, value, expiresAt, now }, expected, cas.fence),
       );
+    },
+    // A SQLite transport on this file: its insert and a compare-and-set, in one transaction.
+    atomicPublisher(transport) {
+      return sqliteAtomicPublisher(connection.path, transport, (row, record) => {
+        const { key, expected, value, fence } = record;
+        checkFence({ ...(fence && { fence }) });
+        const p = { key, value, expiresAt: null, now: Date.now() };
+        return connection.use((s) => s.publishIfSet(p, expected, fence, row));
+      });
     },
     async deleteIfEquals(key, expected) {
       return connection.use(
