@@ -156,6 +156,24 @@ function casValues(key: string, value: string, cas: CompareAndSetOptions): unkno
 }
 
 /**
+ * The record's compare-and-set and, only when it wrote, the insert of the message into the
+ * transport's table `m`: one statement. Resolves to whether it wrote.
+ */
+async function publishIfSet(
+  db: Database,
+  sql: Statements,
+  m: TransportTable,
+  columns: MessageColumns,
+  { key, expected, value, fence }: RecordedWrite,
+): Promise<boolean> {
+  const values = casValues(key, value, fence ? { fence } : {});
+  if (expected !== undefined) values.push(expected);
+  const text = sql.publishIfSet(m.table, expected !== undefined);
+  const { rows } = await db.query("publishing a tick", text, [...values, ...columns, m.channel]);
+  return rows.length === 1;
+}
+
+/**
  * The coordination store in a PostgreSQL table, `celery_ts_store` in the given schema: one row per
  * key. Each operation is one statement, atomic on the server; expiry is judged by the server's
  * clock, so the clocks of the processes sharing it need not agree.
@@ -219,25 +237,11 @@ export function createPostgresStore(options: PostgresStoreOptions = {}): Coordin
         : changed("setting a key", sql.replaceFenced, [...values, expected]);
     },
     // A PostgreSQL transport on this database: its insert and a compare-and-set, in one statement.
-    atomicPublisher(transport) {
-      const run = async (
-        m: TransportTable,
-        columns: MessageColumns,
-        { key, expected, value, fence }: RecordedWrite,
-      ): Promise<boolean> => {
+    atomicPublisher: (transport) =>
+      postgresAtomicPublisher(url, transport, (m, columns, record) => {
         ensureOpen();
-        const values = casValues(key, value, fence ? { fence } : {});
-        if (expected !== undefined) values.push(expected);
-        const text = sql.publishIfSet(m.table, expected !== undefined);
-        const { rows } = await db.query("publishing a tick", text, [
-          ...values,
-          ...columns,
-          m.channel,
-        ]);
-        return rows.length === 1;
-      };
-      return postgresAtomicPublisher(url, transport, run);
-    },
+        return publishIfSet(db, sql, m, columns, record);
+      }),
     async deleteIfEquals(key, expected) {
       ensureOpen();
       return changed("deleting a key", sql.deleteIfEquals, [key, expected]);

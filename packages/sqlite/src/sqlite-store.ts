@@ -42,6 +42,38 @@ interface Params {
   now: number;
 }
 
+type Fence = { key: string; token: number };
+
+/**
+ * A compare-and-set and the transport's message insert in one IMMEDIATE transaction: both or
+ * neither. The insert is prepared on first use (the messages table created if missing).
+ */
+function preparePublishIfSet(
+  db: Database.Database,
+  compareAndSet: (p: Omit<Params, "expected">, expected?: string, fence?: Fence) => boolean,
+) {
+  let insertMessage: Database.Statement<MessageRow> | undefined;
+  const transaction = db.transaction(
+    (
+      p: Omit<Params, "expected">,
+      expected: string | undefined,
+      fence: Fence | undefined,
+      row: MessageRow,
+    ) => {
+      if (!compareAndSet(p, expected, fence)) return false;
+      insertMessage!.run(...row);
+      return true;
+    },
+  );
+  return (...args: Parameters<typeof transaction>): boolean => {
+    if (!insertMessage) {
+      db.exec(MESSAGES_SCHEMA);
+      insertMessage = db.prepare<MessageRow>(INSERT_MESSAGE);
+    }
+    return transaction.immediate(...args);
+  };
+}
+
 function prepare(db: Database.Database) {
   const get = db.prepare<Pick<Params, "key" | "now">, { value: string; expires_at: number | null }>(
     `SELECT value, expires_at FROM celery_ts_store WHERE key = @key AND ${LIVE}`,
@@ -100,28 +132,6 @@ function prepare(db: Database.Database) {
       return replace.run({ ...p, expected }).changes === 1;
     },
   );
-  // The transport's message insert, prepared on first use (its table then created if missing).
-  let insertMessage: Database.Statement<MessageRow> | undefined;
-  const publishIfSetTx = db.transaction(
-    (
-      p: Omit<Params, "expected">,
-      expected: string | undefined,
-      fence: { key: string; token: number } | undefined,
-      row: MessageRow,
-    ) => {
-      if (!compareAndSet(p, expected, fence)) return false;
-      insertMessage!.run(...row);
-      return true;
-    },
-  );
-  /** A compare-and-set and a message insert, in one IMMEDIATE transaction: both or neither. */
-  const publishIfSet = (...args: Parameters<typeof publishIfSetTx>): boolean => {
-    if (!insertMessage) {
-      db.exec(MESSAGES_SCHEMA);
-      insertMessage = db.prepare<MessageRow>(INSERT_MESSAGE);
-    }
-    return publishIfSetTx.immediate(...args);
-  };
   const increment = db.transaction(
     (key: string, by: number, ttlMs: number | undefined, now: number) => {
       const current = counterValue(key, now);
@@ -139,7 +149,7 @@ function prepare(db: Database.Database) {
     list,
     sweep,
     compareAndSet: compareAndSet.immediate,
-    publishIfSet,
+    publishIfSet: preparePublishIfSet(db, compareAndSet),
     increment: increment.immediate,
   };
 }

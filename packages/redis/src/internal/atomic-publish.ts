@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import type { KeyLayout } from "./keys.ts";
 import { queuedMessage } from "./queued-message.ts";
 import { runScript } from "./scripts.ts";
-import { PUBLISH_IF_SET } from "./store-scripts.ts";
+import { compareAndSetArgs, PUBLISH_IF_SET } from "./store-scripts.ts";
 
 /** What a store needs to publish as a Redis transport does. */
 export interface QueueLayout {
@@ -30,12 +30,6 @@ export function registerQueueLayout(publish: object, layout: QueueLayout): void 
 export interface StoreSide {
   target: string;
   keyOf(key: string): string;
-  /** The store's compare-and-set arguments (checked), as its COMPARE_AND_SET script takes them. */
-  casArgs(
-    expected: string | undefined,
-    value: string,
-    fence: { key: string; token: number } | undefined,
-  ): (string | number)[];
   run<T>(work: (client: Redis) => Promise<T>): Promise<T>;
 }
 
@@ -54,7 +48,8 @@ export function redisAtomicPublisher(
   return {
     async publishIfSet(message, options, record) {
       layout.ensureOpen();
-      const args = store.casArgs(record.expected, record.value, record.fence);
+      const { expected, value, fence } = record;
+      const args = compareAndSetArgs(expected, value, fence ? { fence } : {});
       const { list, raw } = queuedMessage(keys, message, options);
       const [bindings, member] = keys.declaration(options.queue);
       const scriptKeys = [

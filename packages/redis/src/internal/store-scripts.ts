@@ -1,4 +1,28 @@
+import { CeleryTsError, storeTtlMs, type CompareAndSetOptions } from "@celery-ts/core";
+import { PKG } from "./errors.ts";
 import { lua } from "./scripts.ts";
+
+/** The COMPARE_AND_SET script's arguments, checked. */
+export function compareAndSetArgs(
+  expected: string | undefined,
+  value: string,
+  cas: CompareAndSetOptions,
+): (string | number)[] {
+  const ttlMs = storeTtlMs(cas, PKG) ?? 0;
+  const fence = cas.fence;
+  if (fence && !Number.isSafeInteger(fence.token)) {
+    throw new CeleryTsError("CONFIG", `a fence token is a whole number, got ${fence.token}`, {
+      pkg: PKG,
+    });
+  }
+  return [
+    expected === undefined ? "0" : "1",
+    expected ?? "",
+    value,
+    ttlMs,
+    fence ? String(fence.token) : "",
+  ];
+}
 
 /**
  * Lua: compare-and-set, optionally fenced, of `key`; `fence`: the fence counter (may be any key

@@ -88,7 +88,7 @@ describe("beat: a leader killed between publishing a tick and recording it", () 
       await waitFor(() => crashing.child.signalCode === "SIGKILL", 120_000, "the crash");
       const mode = crashing.lines.find((l) => l.msg === "beat: started")?.sending;
       // What the killed leader left: its message, and the entry's record in the store.
-      const [first] = await waitFor(() => received.length > 0 && received, 10_000, "its message");
+      const first = (await waitFor(() => received[0], 10_000, "its message"))!;
       const store = await resolveStore(c.store ?? c.broker);
       const record = decodeJson((await store.get(`beat:${namespace}:last:second`)) ?? "null") as {
         state: string;
