@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeJson, decodeTaskMessage, resolveStore } from "@celery-ts/core";
 import { sleep } from "@celery-ts/core/driver";
-import { tickTaskId } from "@celery-ts/worker";
+import { createBeat, tickTaskId } from "@celery-ts/worker";
 import { describe, it, vi } from "vitest";
 import { BACKENDS, type Backend } from "./backends.ts";
 import { BeatProcess, waitFor } from "./beat-process.ts";
@@ -144,6 +144,58 @@ describe("beat: a leader killed between publishing a tick and recording it", () 
       await Promise.all(processes.map((p) => p.stop()));
       await backend.cleanup();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("beat: a `sending` record left by a two-step leader (an older version)", () => {
+  it("is published once, with its id, and recorded sent in the same step", async ({ expect }) => {
+    const backend = await BACKENDS.redis!();
+    const namespace = `atomic-${randomUUID().slice(0, 8)}`;
+    const queue = `beat-atomic-${randomUUID()}`;
+    const store = await resolveStore(backend.url);
+    const consumer = backend.transport();
+    const abort = new AbortController();
+    const beat = createBeat({
+      broker: backend.url,
+      namespace,
+      leaseSeconds: LEASE_S,
+      entries: [{ name: "second", task: "atomic.tick", every: 1, options: { queue } }],
+    });
+    try {
+      // What a two-step leader killed between recording a tick and publishing it leaves.
+      const tick = Math.floor(Date.now() / 1000) * 1000 - 1000;
+      const id = tickTaskId(namespace, "second", tick);
+      const key = `beat:${namespace}:last:second`;
+      const sending = { tick, state: "sending", id, token: 1, at: Date.now(), task: "atomic.tick" };
+      expect(await store.setIfAbsent(key, JSON.stringify(sending))).toBe(true);
+      const received: string[] = [];
+      const consuming = consumer.consume(
+        [queue],
+        (delivery) => {
+          if (delivery.message) received.push(decodeTaskMessage(delivery.message).headers.id);
+          void delivery.ack();
+        },
+        { prefetch: 50, signal: abort.signal },
+      );
+      await beat.start();
+      await waitFor(() => received.length >= 3, 30_000, "three ticks");
+      await beat.stop();
+      await sleep(500);
+      abort.abort();
+      await consuming;
+      expect(received[0]).toBe(id);
+      expect(received.filter((r) => r === id)).toHaveLength(1);
+      expect(new Set(received).size).toBe(received.length);
+      const record = decodeJson((await store.get(key))!) as { state: string; tick: number };
+      expect(record.state).toBe("sent");
+      expect(record.tick).toBeGreaterThan(tick);
+    } finally {
+      await beat.stop();
+      abort.abort();
+      await consumer.close();
+      await store.close();
+      await backend.cleanup();
     }
   });
 });
