@@ -10,11 +10,11 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeJson, decodeTaskMessage, resolveStore } from "@celery-ts/core";
+import { decodeJson, resolveStore } from "@celery-ts/core";
 import { sleep } from "@celery-ts/core/driver";
 import { createBeat, tickTaskId } from "@celery-ts/worker";
 import { describe, it, vi } from "vitest";
-import { BACKENDS, type Backend } from "./backends.ts";
+import { BACKENDS, receive, type Backend } from "./backends.ts";
 import { BeatProcess, waitFor } from "./beat-process.ts";
 
 // Two node processes one after the other: slow to start on a loaded machine.
@@ -67,20 +67,7 @@ describe("beat: a leader killed between publishing a tick and recording it", () 
       args.push("--namespace", namespace, "--lease", String(LEASE_S));
       if (c.store) args.push("--store", c.store);
 
-      const received: { id: string; origin: string | null }[] = [];
-      const consumer = backend.transport();
-      const abort = new AbortController();
-      const consuming = consumer.consume(
-        [queue],
-        (delivery) => {
-          if (delivery.message) {
-            const { headers } = decodeTaskMessage(delivery.message);
-            received.push({ id: headers.id, origin: headers.origin });
-          }
-          void delivery.ack();
-        },
-        { prefetch: 50, signal: abort.signal },
-      );
+      const { received, stop: stopReceiving } = receive(backend, queue);
 
       // The leader that dies as its first publish returns.
       const crashing = new BeatProcess(args, { CELERY_TS_BEAT_TEST_CRASH: "after-publish" });
@@ -106,9 +93,7 @@ describe("beat: a leader killed between publishing a tick and recording it", () 
       await waitFor(() => received.some((r) => r.id === lastId), 10_000, "the last tick");
       // Anything sent twice is on the queue by now: the beats are stopped, a second's margin.
       await sleep(1_000);
-      abort.abort();
-      await consuming;
-      await consumer.close();
+      await stopReceiving();
 
       const counts = new Map<string, number>();
       for (const r of received) counts.set(r.id, (counts.get(r.id) ?? 0) + 1);
@@ -154,8 +139,7 @@ describe("beat: a `sending` record left by a two-step leader (an older version)"
     const namespace = `atomic-${randomUUID().slice(0, 8)}`;
     const queue = `beat-atomic-${randomUUID()}`;
     const store = await resolveStore(backend.url);
-    const consumer = backend.transport();
-    const abort = new AbortController();
+    const stops: (() => Promise<void>)[] = [];
     const beat = createBeat({
       broker: backend.url,
       namespace,
@@ -169,21 +153,15 @@ describe("beat: a `sending` record left by a two-step leader (an older version)"
       const key = `beat:${namespace}:last:second`;
       const sending = { tick, state: "sending", id, token: 1, at: Date.now(), task: "atomic.tick" };
       expect(await store.setIfAbsent(key, JSON.stringify(sending))).toBe(true);
-      const received: string[] = [];
-      const consuming = consumer.consume(
-        [queue],
-        (delivery) => {
-          if (delivery.message) received.push(decodeTaskMessage(delivery.message).headers.id);
-          void delivery.ack();
-        },
-        { prefetch: 50, signal: abort.signal },
-      );
+      const receiving = receive(backend, queue);
+      stops.push(receiving.stop);
+      const ids = (): string[] => receiving.received.map((r) => r.id);
       await beat.start();
-      await waitFor(() => received.length >= 3, 30_000, "three ticks");
+      await waitFor(() => ids().length >= 3, 30_000, "three ticks");
       await beat.stop();
       await sleep(500);
-      abort.abort();
-      await consuming;
+      await receiving.stop();
+      const received = ids();
       expect(received[0]).toBe(id);
       expect(received.filter((r) => r === id)).toHaveLength(1);
       expect(new Set(received).size).toBe(received.length);
@@ -192,8 +170,7 @@ describe("beat: a `sending` record left by a two-step leader (an older version)"
       expect(record.tick).toBeGreaterThan(tick);
     } finally {
       await beat.stop();
-      abort.abort();
-      await consumer.close();
+      for (const stop of stops) await stop();
       await store.close();
       await backend.cleanup();
     }

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Transport } from "@celery-ts/core";
+import { decodeTaskMessage, type Transport } from "@celery-ts/core";
 import { createPostgresTransport } from "@celery-ts/postgres";
 import { createSqliteTransport } from "@celery-ts/sqlite";
 import { testServers } from "@celery-ts/testing";
@@ -73,3 +73,41 @@ export const BACKENDS: Record<string, () => Promise<Backend>> = {
   postgres: postgresBackend,
   sqlite: sqliteBackend,
 };
+
+/** A message the beats sent, as a worker received it. */
+export interface Received {
+  id: string;
+  /** When it arrived (epoch ms). */
+  at: number;
+  /** The `origin` header: `gen<pid>@<host>` of the process that sent it. */
+  origin: string | null;
+}
+
+/** Consumes `queue` on a new transport of `backend`, collecting what arrives until `stop()`. */
+export function receive(
+  backend: Backend,
+  queue: string,
+): { received: Received[]; stop(): Promise<void> } {
+  const received: Received[] = [];
+  const consumer = backend.transport();
+  const abort = new AbortController();
+  const consuming = consumer.consume(
+    [queue],
+    (delivery) => {
+      if (delivery.message) {
+        const { headers } = decodeTaskMessage(delivery.message);
+        received.push({ id: headers.id, at: Date.now(), origin: headers.origin });
+      }
+      void delivery.ack();
+    },
+    { prefetch: 50, signal: abort.signal },
+  );
+  return {
+    received,
+    async stop() {
+      abort.abort();
+      await consuming;
+      await consumer.close();
+    },
+  };
+}

@@ -9,11 +9,10 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeTaskMessage } from "@celery-ts/core";
 import { sleep } from "@celery-ts/core/driver";
 import { describe, it, vi, type ExpectStatic } from "vitest";
 import { tickTaskId } from "@celery-ts/worker";
-import { BACKENDS, type Backend } from "./backends.ts";
+import { BACKENDS, receive, type Backend } from "./backends.ts";
 import { BeatProcess, waitFor } from "./beat-process.ts";
 
 // Start-up is slow on a loaded machine: three processes (nine with every store) load the sources
@@ -77,20 +76,7 @@ async function scenario(
   };
 
   // Everything the beats send, as a worker would receive it.
-  const received: { id: string; at: number; origin: string | null }[] = [];
-  const consumer = backend.transport();
-  const abort = new AbortController();
-  const consuming = consumer.consume(
-    [queue],
-    (delivery) => {
-      if (delivery.message) {
-        const { headers } = decodeTaskMessage(delivery.message);
-        received.push({ id: headers.id, at: Date.now(), origin: headers.origin });
-      }
-      void delivery.ack();
-    },
-    { prefetch: 50, signal: abort.signal },
-  );
+  const { received, stop: stopReceiving } = receive(backend, queue);
 
   const began = Date.now();
   for (let i = 0; i < 3; i++) start();
@@ -174,9 +160,7 @@ async function scenario(
   await Promise.all(processes.map((p) => p.stop()));
   const stoppedAt = Date.now();
   await sleep(1_000);
-  abort.abort();
-  await consuming;
-  await consumer.close();
+  await stopReceiving();
 
   // Which tick each message is: ids are a function of namespace, entry and tick.
   const tickOf = new Map<string, number>();
