@@ -150,7 +150,9 @@ export function prepare(db: Database.Database) {
       for (const row of rows) statements.insert.run(...row);
     },
   );
-  return { ...statements, dead, claim, insertMany };
+  /** Runs `work` in one transaction (a savepoint inside the group commit's). */
+  const atomically = db.transaction((work: () => unknown) => work());
+  return { ...statements, dead, claim, insertMany, atomically };
 }
 
 /** Rows as the `json_each` parameters of `renew` and `requeue`: their ids, then their tags. */
