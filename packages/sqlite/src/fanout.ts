@@ -70,6 +70,9 @@ const prepare = (db: Database.Database) => ({
   take: db.prepare<[string, number], { id: number; routing_key: string; payload: string }>(
     "SELECT id, routing_key, payload FROM celery_ts_broadcasts WHERE queue = ? AND expires_at > ? ORDER BY id",
   ),
+  peek: db.prepare<[string, number], { id: number }>(
+    "SELECT id FROM celery_ts_broadcasts WHERE queue = ? AND expires_at > ? LIMIT 1",
+  ),
   remove: db.prepare("DELETE FROM celery_ts_broadcasts WHERE queue = ? AND id <= ?"),
   drop: db.prepare("DELETE FROM celery_ts_broadcasts WHERE queue = ?"),
   expire: db.prepare("DELETE FROM celery_ts_broadcasts WHERE expires_at <= ?"),
@@ -112,12 +115,15 @@ function publishRows(
 /** Reads and deletes the queue's live messages, oldest first, in one transaction. */
 function takeRows(connection: Connection<Statements>, queue: string) {
   return connection.use((s) =>
-    s.db.transaction(() => {
-      const taken = s.take.all(queue, Date.now());
-      const last = taken.at(-1);
-      if (last) s.remove.run(queue, last.id);
-      return taken;
-    })(),
+    // Look first: most wake-ups are for other topics, and a read alone needs no transaction.
+    s.peek.get(queue, Date.now()) === undefined
+      ? []
+      : s.db.transaction(() => {
+          const taken = s.take.all(queue, Date.now());
+          const last = taken.at(-1);
+          if (last) s.remove.run(queue, last.id);
+          return taken;
+        })(),
   );
 }
 

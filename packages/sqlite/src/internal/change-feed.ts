@@ -115,13 +115,13 @@ function touch(path: string): void {
 }
 
 /**
- * Tells the listeners on `path` that the database changed: in this process those of `topic`, in
- * others all of them. Call it after the commit.
+ * Tells the listeners on `path` that the database changed: in this process those of `topics`, in
+ * others all of them (one touch of the wake file for all the topics). Call it after the commit.
  */
-export function notifyChange(path: string, topic: Topic): void {
+export function notifyChange(path: string, ...topics: Topic[]): void {
   touch(path);
   const feed = feeds.get(path);
-  if (feed) fire(feed, topic);
+  if (feed) for (const topic of topics) fire(feed, topic);
 }
 
 /**

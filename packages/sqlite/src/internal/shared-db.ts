@@ -109,8 +109,9 @@ function flush(path: string, entry: Entry): void {
     for (const write of writes) write.reject(mapped);
     return;
   }
-  const topics = new Set(writes.filter((w) => w.outcome?.ok).map((w) => w.notify));
-  for (const topic of topics) if (topic) notifyChange(path, topic);
+  const topics = new Set<Topic>();
+  for (const { outcome, notify } of writes) if (outcome?.ok && notify) topics.add(notify);
+  if (topics.size > 0) notifyChange(path, ...topics);
   for (const { outcome, resolve, reject } of writes) {
     if (outcome?.ok) resolve(outcome.value);
     else reject(outcome?.error);
