@@ -119,8 +119,9 @@ function sqlitePrimitives(
         async take({ max }) {
           return delivered(connection.use((s) => claimIn(s, request, max)));
         },
-        // The ack, its result and the next claim in one transaction: a worker taking one task at
-        // a time commits once per task, where it committed the claim, the result and the ack.
+        // The ack, its result and the next claim in one transaction: a worker fed one task at a
+        // time commits twice per task (the claim, then the rest) where it committed three times.
+        // Now, not at the end of the turn: the claim must not wait for the group commit.
         async ackAndTake(handle, result, { max }) {
           const rows = await connection.write(
             (s) =>
@@ -128,7 +129,7 @@ function sqlitePrimitives(
                 ackWith(s, handle, result);
                 return claimIn(s, request, max);
               }) as Reserved[],
-            notifyFor(result),
+            { ...notifyFor(result), now: true },
           );
           return delivered(rows);
         },

@@ -28,8 +28,9 @@ export interface Connection<S> {
   /**
    * Runs `work` in the file's next group commit (see `SharedDb.write`); resolves once committed.
    * With `notify`, that topic's listeners here, and all in other processes, are woken after it.
+   * With `now`, it runs at once when no write is waiting for the group commit.
    */
-  write<T>(work: (statements: S) => T, options?: { notify?: Topic }): Promise<T>;
+  write<T>(work: (statements: S) => T, options?: { notify?: Topic; now?: boolean }): Promise<T>;
   /** Idempotent. */
   close(): void;
 }
@@ -78,9 +79,9 @@ export function createConnection<S extends object>(options: ConnectionOptions<S>
         throw mapSqliteError(error, path);
       }
     },
-    async write(work, { notify } = {}) {
+    async write(work, { notify, now = false } = {}) {
       const s = statements();
-      return opened!.shared.write(() => work(s), notify);
+      return opened!.shared.write(() => work(s), notify, now);
     },
     close() {
       closed = true;
