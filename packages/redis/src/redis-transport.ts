@@ -314,6 +314,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
   const commands = createQueueCommands({
     keys,
     command,
+    mapError: (error) => main.map(error),
     ensureOpen: kit.ensureOpen,
     deadLetters: o.deadLetters !== undefined,
   });

@@ -1,13 +1,7 @@
-import { randomUUID } from "node:crypto";
-import {
-  encodeEnvelope,
-  type PublishItem,
-  type PublishOptions,
-  type WireMessage,
-} from "@celery-ts/core";
+import type { PublishItem, PublishOptions, WireMessage } from "@celery-ts/core";
 import type { Redis } from "ioredis";
-import { clampPriority, type KeyLayout } from "./keys.ts";
-import { queueBatch } from "./publish-batch.ts";
+import type { KeyLayout } from "./keys.ts";
+import { createPublisher } from "./publish-batch.ts";
 import { createDeadLetterCommands } from "./dead-letter-commands.ts";
 import { execChecked } from "./redis-primitives.ts";
 
@@ -18,53 +12,26 @@ export function createQueueCommands(options: {
   keys: KeyLayout;
   /** A command on the main connection, bounded and mapped. */
   command<T>(work: (client: Redis) => Promise<T>): Promise<T>;
+  /** Maps a Redis error to the transport's (commands of a MULTI that Redis refused). */
+  mapError(error: unknown): unknown;
   /** Throws CLOSED after close(). */
   ensureOpen(): void;
   /** Dead letters on: deadLetters(), replayDeadLetters() and purgeDeadLetters() are there. */
   deadLetters: boolean;
 }) {
   const { keys, command, ensureOpen } = options;
-  /** Queues whose kombu binding this connection has declared. */
-  const declared = new Set<string>();
+  const publisher = createPublisher({ keys, command, mapError: options.mapError });
   const queueCommands = {
     async publish(message: WireMessage, { queue, priority }: PublishOptions) {
       ensureOpen();
       // `availableAt` needs nothing here: the message's eta header makes the worker hold it,
       // as a Celery worker does (delayedDelivery: "worker").
-      const raw = encodeEnvelope(message, {
-        exchange: "",
-        routingKey: queue,
-        priority: priority ?? 0,
-        deliveryTag: randomUUID(),
-      });
-      const list = keys.list(queue, clampPriority(priority ?? 0));
-      // The binding is declared once per queue and connection, as kombu declares a queue once;
-      // after that a publish is a single LPUSH.
-      if (declared.has(queue)) {
-        await command((client) => client.lpush(list, raw));
-        return;
-      }
-      await command(async (client) =>
-        execChecked(
-          await client
-            .multi()
-            .sadd(...keys.declaration(queue))
-            .lpush(list, raw)
-            .exec(),
-        ),
-      );
-      declared.add(queue);
+      await publisher.publish(message, queue, priority);
     },
-    /** The whole batch in one MULTI round trip (bindings of new queues included). */
+    /** The whole batch in one round trip (bindings of new queues included). */
     async publishBatch(batch: readonly PublishItem[]) {
       ensureOpen();
-      const declaring = await command(async (client) => {
-        const transaction = client.multi();
-        const queues = queueBatch(transaction, batch, keys, declared);
-        await execChecked(await transaction.exec());
-        return queues;
-      });
-      for (const queue of declaring) declared.add(queue);
+      await publisher.publishBatch(batch);
     },
     async purge(queue: string): Promise<number> {
       ensureOpen();
