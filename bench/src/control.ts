@@ -29,9 +29,7 @@ export async function controlSection(total: number): Promise<Section> {
     rows: [
       {
         scenario: "tasks done per second",
-        cells: ["off", "default", "events"].map((mode) =>
-          cell(figures[mode], figures.off, RATE),
-        ),
+        cells: ["off", "default", "events"].map((mode) => cell(figures[mode], figures.off, RATE)),
       },
     ],
     notes: `"off" is \`remoteControl: false, heartbeat: false\`; "default" listens on the pidbox and sends a
