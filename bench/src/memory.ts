@@ -124,7 +124,7 @@ producer (sendMany / addBulk, 1,000 a call), one batch ahead, so the queue holds
 Results expire after ${KEEP_SECONDS} s (BullMQ: completed jobs removed after ${KEEP_SECONDS} s) so that
 Redis holds a bounded number. Ratios are to BullMQ (above 1× is leaner). One run, not interleaved
 rounds: RSS is not sensitive to load as speed is. The default size is 100,000 tasks (a few minutes
-for both); whether RSS stays flat to a million is opt-in, as it takes half an hour on a busy
+for both); whether RSS stays flat to a million is opt-in, as it takes ten minutes or more on a busy
 machine: \`BENCH=memory BENCH_MEMORY_TASKS=1000000 pnpm bench\`.`,
   };
 }
