@@ -90,7 +90,7 @@ function writeObject(object: Record<string, unknown>, ancestors: object[]): stri
     if (item === undefined) continue;
     if (first) first = false;
     else out += ", ";
-    out += `${quote(key)}: ${write(item, ancestors)}`;
+    out += `${quoteKey(key)}: ${write(item, ancestors)}`;
   }
   return `${out}}`;
 }
@@ -109,6 +109,19 @@ const SHORT_ESCAPES: Record<string, string> = {
   "\b": "\\b",
   "\f": "\\f",
 };
+
+/** Keys recur (every message has the same headers): their quoted forms, up to a bound. */
+const quotedKeys = new Map<string, string>();
+const MAX_QUOTED_KEYS = 1_000;
+
+function quoteKey(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = quote(key);
+    if (quotedKeys.size < MAX_QUOTED_KEYS) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
 
 function quote(text: string): string {
   // Most strings need no escaping: skip the replace, which is the encoder's hot spot.
