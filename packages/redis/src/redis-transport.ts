@@ -313,6 +313,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
   const { kit } = consumer;
   const commands = createQueueCommands({
     keys,
+    target,
     command,
     mapError: (error) => main.map(error),
     ensureOpen: kit.ensureOpen,

@@ -1,8 +1,13 @@
-import { randomUUID } from "node:crypto";
-import { encodeEnvelope, settleBatch, type PublishItem, type WireMessage } from "@celery-ts/core";
+import {
+  settleBatch,
+  type PublishItem,
+  type PublishOptions,
+  type WireMessage,
+} from "@celery-ts/core";
 import { Command, type Redis } from "ioredis";
 import { PKG } from "./errors.ts";
-import { clampPriority, type KeyLayout } from "./keys.ts";
+import type { KeyLayout } from "./keys.ts";
+import { queuedMessage } from "./queued-message.ts";
 
 /** The most values one LPUSH carries (a list with more gets several LPUSHes in the MULTI). */
 const MAX_VALUES = 1_000;
@@ -29,16 +34,6 @@ interface Placed {
 interface Refusals {
   bindings: Map<string, unknown>;
   chunks: Map<string, (unknown | undefined)[]>;
-}
-
-/** kombu's envelope around one message, with a fresh delivery tag, as kombu's `_put` stores it. */
-function envelopeOf(message: WireMessage, queue: string, priority: number | undefined): string {
-  return encodeEnvelope(message, {
-    exchange: "",
-    routingKey: queue,
-    priority: priority ?? 0,
-    deliveryTag: randomUUID(),
-  });
 }
 
 export interface PublisherOptions {
@@ -99,22 +94,19 @@ export function createPublisher({ keys, command, mapError }: PublisherOptions) {
     });
 
   return {
-    publish(message: WireMessage, queue: string, priority: number | undefined): Promise<void> {
-      return enqueue({
-        queues: [queue],
-        lists: [keys.list(queue, clampPriority(priority ?? 0))],
-        raws: [envelopeOf(message, queue, priority)],
-        batch: undefined,
-      });
+    publish(message: WireMessage, options: PublishOptions): Promise<void> {
+      const { list, raw } = queuedMessage(keys, message, options);
+      return enqueue({ queues: [options.queue], lists: [list], raws: [raw], batch: undefined });
     },
     publishBatch(batch: readonly PublishItem[]): Promise<void> {
       const queues: string[] = [];
       const lists: string[] = [];
       const raws: string[] = [];
       for (const { message, options } of batch) {
+        const { list, raw } = queuedMessage(keys, message, options);
         queues.push(options.queue);
-        lists.push(keys.list(options.queue, clampPriority(options.priority ?? 0)));
-        raws.push(envelopeOf(message, options.queue, options.priority));
+        lists.push(list);
+        raws.push(raw);
       }
       return enqueue({ queues, lists, raws, batch });
     },

@@ -1,5 +1,6 @@
 import type { PublishItem, PublishOptions, WireMessage } from "@celery-ts/core";
 import type { Redis } from "ioredis";
+import { registerQueueLayout } from "./atomic-publish.ts";
 import type { KeyLayout } from "./keys.ts";
 import { createPublisher } from "./publish-batch.ts";
 import { createDeadLetterCommands } from "./dead-letter-commands.ts";
@@ -10,6 +11,8 @@ import { execChecked } from "./redis-primitives.ts";
  */
 export function createQueueCommands(options: {
   keys: KeyLayout;
+  /** The server and database (`ResolvedConnection.target`): a store on it can publish atomically. */
+  target: string;
   /** A command on the main connection, bounded and mapped. */
   command<T>(work: (client: Redis) => Promise<T>): Promise<T>;
   /** Maps a Redis error to the transport's (commands of a MULTI that Redis refused). */
@@ -22,11 +25,9 @@ export function createQueueCommands(options: {
   const { keys, command, ensureOpen } = options;
   const publisher = createPublisher({ keys, command, mapError: options.mapError });
   const queueCommands = {
-    async publish(message: WireMessage, { queue, priority }: PublishOptions) {
+    async publish(message: WireMessage, options: PublishOptions) {
       ensureOpen();
-      // `availableAt` needs nothing here: the message's eta header makes the worker hold it,
-      // as a Celery worker does (delayedDelivery: "worker").
-      await publisher.publish(message, queue, priority);
+      await publisher.publish(message, options);
     },
     /** The whole batch in one round trip (bindings of new queues included). */
     async publishBatch(batch: readonly PublishItem[]) {
@@ -54,6 +55,8 @@ export function createQueueCommands(options: {
       return lengths.reduce<number>((sum, n) => sum + n, 0);
     },
   };
+  // The store on the same database finds the layout by this publish function (see atomic-publish).
+  registerQueueLayout(queueCommands.publish, { keys, target: options.target, ensureOpen });
   if (!options.deadLetters) return queueCommands;
   return { ...queueCommands, ...createDeadLetterCommands(keys, command, ensureOpen) };
 }
