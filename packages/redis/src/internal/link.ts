@@ -66,6 +66,11 @@ const DUPLICATE_OVERRIDES: RedisOptions = {
   maxRetriesPerRequest: 0,
 };
 
+/** ioredis is connecting, or connected: `connect()` would refuse. */
+function isUnderWay(status: string): boolean {
+  return status === "connecting" || status === "connect" || status === "ready";
+}
+
 /** ioredis refused to write the command: it never reached the server. */
 function isUnsent(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith("Stream isn't writeable");
@@ -214,8 +219,12 @@ export class Link {
   #everReady = false;
   #lost = false;
   #closed = false;
-  /** Disconnecting on purpose (nothing waits for a connection that never came up). */
-  #abandoning = false;
+  /**
+   * Disconnected on purpose (nothing waited for a connection that never came up): the next wait
+   * connects again. ioredis leaves a client disconnected while "reconnecting" in that state,
+   * without an "end", so this flag, not the status, says that it must be started again.
+   */
+  #abandoned = false;
   /** The error a final link gave up with: every wait rejects with it. */
   #gaveUp: CeleryTsError | undefined;
   #lastError: unknown;
@@ -291,15 +300,15 @@ export class Link {
 
   /** ioredis stopped: closed by us, abandoned, or out of reconnect attempts. */
   #ended(): void {
-    const abandoning = this.#abandoning;
-    this.#abandoning = false;
     if (this.#closed) return this.#settleWaiters(closedError(PKG, `Redis ${this.#options.what}`));
     const unreachable = this.#unreachable(Number.NaN);
-    if (abandoning || !this.#options.owned) return this.#settleWaiters(unreachable);
+    const { what, role, logger, final, reconnectAttempts: attempts = Infinity } = this.#options;
+    // ioredis counts the failed attempts, and one more when its retryStrategy says stop; not
+    // when it was disconnected on purpose.
+    const failed = (this.client as unknown as { retryAttempts?: number }).retryAttempts ?? 0;
+    if (!this.#options.owned || !(failed > attempts)) return this.#settleWaiters(unreachable);
     // Out of attempts: the outage no longer waits for this connection.
-    const { what, role, logger, final, reconnectAttempts } = this.#options;
     this.#outage.forget(this);
-    const attempts = reconnectAttempts ?? Infinity;
     if (final) {
       const text =
         `gave up reconnecting to Redis at ${this.target} after ${attempts} failed attempts in a ` +
@@ -351,9 +360,9 @@ export class Link {
           ),
         );
       }
-      client.connect().catch(() => undefined);
-    } else if (client.status === "wait") {
-      client.connect().catch(() => undefined);
+      this.#restart();
+    } else if (client.status === "wait" || (this.#abandoned && !isUnderWay(client.status))) {
+      this.#restart();
     }
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -379,13 +388,18 @@ export class Link {
     });
   }
 
+  #restart(): void {
+    this.#abandoned = false;
+    this.client.connect().catch(() => undefined);
+  }
+
   /**
    * A connection that never came up stops retrying once nothing waits for it: a reconnect loop
    * would keep the process alive. The next operation starts it again.
    */
   #stopIfAbandoned(): void {
     if (!this.#everReady && this.#options.owned && !this.#closed && this.#waiters.size === 0) {
-      this.#abandoning = true;
+      this.#abandoned = true;
       this.client.disconnect();
     }
   }
