@@ -12,6 +12,8 @@ import {
 import { parseEntry, type BeatEntry, type ParsedEntry } from "./beat-entry.ts";
 import { runBeatLoop } from "./beat-loop.ts";
 import { beatKeys, createBeatSchedule, type BeatSchedule } from "./beat-schedule.ts";
+import { connectOnStartup } from "../internal/connect-on-startup.ts";
+import { redactUrl } from "../setup/options.ts";
 import { createLeaderLease } from "./leader-lease.ts";
 import type { PassContext } from "./leader-pass.ts";
 
@@ -43,6 +45,12 @@ export interface BeatOptions {
    * @default twice leaseSeconds
    */
   graceSeconds?: number;
+  /**
+   * As the worker's: wait for an unreachable broker or store at `start()`, retrying with backoff
+   * and logging each attempt; `false` rejects at once.
+   * @default true
+   */
+  brokerConnectionRetryOnStartup?: boolean;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -130,8 +138,24 @@ async function openBeat(
   let store: CoordinationStore | undefined;
   try {
     store = await resolveStore(config.storeSpec, { logger });
-    await transport.connect();
-    await store.connect();
+    const retry = options.brokerConnectionRetryOnStartup ?? true;
+    const where = (given: unknown, name: string) =>
+      typeof given === "string" ? `at ${redactUrl(given)}` : `(the ${name} given)`;
+    await connectOnStartup({
+      what: "broker",
+      where: where(options.broker, `${transport.name} transport`),
+      connect: () => transport.connect(),
+      log: logger,
+      retry,
+    });
+    const connected = store;
+    await connectOnStartup({
+      what: "coordination store",
+      where: where(config.storeSpec, `${connected.name} store`),
+      connect: () => connected.connect(),
+      log: logger,
+      retry,
+    });
   } catch (error) {
     if (store && typeof options.store !== "object") await store.close().catch(() => undefined);
     if (typeof options.broker === "string") await transport.close().catch(() => undefined);

@@ -102,7 +102,13 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const beat = values.beat
     ? await (
         await import("./beat.ts")
-      ).startBeat({ broker, store: values.store, schedule: values.schedule, logger })
+      ).startBeat({
+        broker,
+        store: values.store,
+        schedule: values.schedule,
+        logger,
+        brokerConnectionRetryOnStartup: retryOnStartup,
+      })
     : undefined;
   // Recycled processes need a supervisor to replace them, even when there is one.
   const code =
