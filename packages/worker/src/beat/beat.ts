@@ -12,8 +12,7 @@ import {
 import { parseEntry, type BeatEntry, type ParsedEntry } from "./beat-entry.ts";
 import { runBeatLoop } from "./beat-loop.ts";
 import { beatKeys, createBeatSchedule, type BeatSchedule } from "./beat-schedule.ts";
-import { connectOnStartup } from "../internal/connect-on-startup.ts";
-import { redactUrl } from "../setup/options.ts";
+import { connectAllOnStartup } from "../internal/connect-on-startup.ts";
 import { createLeaderLease } from "./leader-lease.ts";
 import type { PassContext } from "./leader-pass.ts";
 
@@ -138,24 +137,24 @@ async function openBeat(
   let store: CoordinationStore | undefined;
   try {
     store = await resolveStore(config.storeSpec, { logger });
-    const retry = options.brokerConnectionRetryOnStartup ?? true;
-    const where = (given: unknown, name: string) =>
-      typeof given === "string" ? `at ${redactUrl(given)}` : `(the ${name} given)`;
-    await connectOnStartup({
-      what: "broker",
-      where: where(options.broker, `${transport.name} transport`),
-      connect: () => transport.connect(),
-      log: logger,
-      retry,
-    });
     const connected = store;
-    await connectOnStartup({
-      what: "coordination store",
-      where: where(config.storeSpec, `${connected.name} store`),
-      connect: () => connected.connect(),
-      log: logger,
-      retry,
-    });
+    await connectAllOnStartup(
+      [
+        {
+          what: "broker",
+          given: options.broker,
+          name: `${transport.name} transport`,
+          connect: () => transport.connect(),
+        },
+        {
+          what: "coordination store",
+          given: config.storeSpec,
+          name: `${connected.name} store`,
+          connect: () => connected.connect(),
+        },
+      ],
+      { log: logger, retry: options.brokerConnectionRetryOnStartup ?? true },
+    );
   } catch (error) {
     if (store && typeof options.store !== "object") await store.close().catch(() => undefined);
     if (typeof options.broker === "string") await transport.close().catch(() => undefined);

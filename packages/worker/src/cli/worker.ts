@@ -11,8 +11,7 @@ import {
 import { loggerFromFlags } from "./log-options.ts";
 import { poolWorkerOptions, positiveInt } from "./pool-options.ts";
 import { loadTasks } from "../internal/load-tasks.ts";
-import { connectOnStartup } from "../internal/connect-on-startup.ts";
-import { redactUrl } from "../setup/options.ts";
+import { connectAllOnStartup } from "../internal/connect-on-startup.ts";
 import { RETIRING, superviseWorkers, tellSupervisor } from "../supervisor.ts";
 import { createWorker, type WorkerOptions } from "../worker.ts";
 import { handleStopSignals } from "../internal/stop-signals.ts";
@@ -157,12 +156,13 @@ async function superviseChildren(
   const stop = (): void => stopping.abort();
   process.once("SIGTERM", stop).once("SIGINT", stop);
   try {
-    const connect = () => probe.connect();
-    const where = `at ${redactUrl(broker)}`;
-    const signal = stopping.signal;
-    if (!(await connectOnStartup({ what: "broker", where, connect, log: logger, retry, signal }))) {
-      return 0;
-    }
+    const part = { what: "broker", given: broker, name: "", connect: () => probe.connect() };
+    const connected = await connectAllOnStartup([part], {
+      log: logger,
+      retry,
+      signal: stopping.signal,
+    });
+    if (!connected) return 0;
   } finally {
     process.off("SIGTERM", stop).off("SIGINT", stop);
     await probe.close();

@@ -1,5 +1,6 @@
 import { CeleryTsError, isCeleryTsError, type Logger } from "@celery-ts/core";
 import { sleep, toMs } from "@celery-ts/core/driver";
+import { redactUrl } from "../setup/options.ts";
 
 /**
  * Seconds before startup attempt `attempt + 1`: 1 s doubling up to 10 s, less up to half of it at
@@ -65,4 +66,28 @@ export async function connectOnStartup(options: ConnectOnStartup): Promise<boole
       if (signal?.aborted) return false;
     }
   }
+}
+
+/** One thing to connect at startup: `given` is what the user passed (a URL, or an object). */
+export interface StartupPart {
+  what: string;
+  given: unknown;
+  /** For an object: "redis transport", "sqlite store". */
+  name: string;
+  connect: () => Promise<void>;
+}
+
+/**
+ * Connects each part in turn with {@link connectOnStartup}, naming a URL (without its password)
+ * or the object given; false when `signal` aborted first.
+ */
+export async function connectAllOnStartup(
+  parts: readonly StartupPart[],
+  options: Pick<ConnectOnStartup, "log" | "retry" | "signal">,
+): Promise<boolean> {
+  for (const { what, given, name, connect } of parts) {
+    const where = typeof given === "string" ? `at ${redactUrl(given)}` : `(the ${name} given)`;
+    if (!(await connectOnStartup({ ...options, what, where, connect }))) return false;
+  }
+  return true;
 }

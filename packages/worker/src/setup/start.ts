@@ -1,9 +1,8 @@
 import { resolveBackend, resolveTransport } from "@celery-ts/core";
-import { connectOnStartup } from "../internal/connect-on-startup.ts";
+import { connectAllOnStartup, type StartupPart } from "../internal/connect-on-startup.ts";
 import { startWorkerMetrics } from "../metrics/worker-metrics.ts";
 import { startConsuming } from "../pipeline/consume.ts";
 import { openStore } from "./open-store.ts";
-import { redactUrl } from "./options.ts";
 import type { WorkerState } from "./state.ts";
 
 /**
@@ -55,27 +54,27 @@ export async function start(state: WorkerState): Promise<void> {
 /** The broker, then the backend; false when the worker was stopped while it waited for them. */
 async function connectAll(state: WorkerState): Promise<boolean> {
   const { options, log, transport, backend } = state;
-  const retry = options.brokerConnectionRetryOnStartup ?? true;
-  const signal = state.consuming.signal;
-  const where = (given: unknown, name: string, kind: string): string =>
-    typeof given === "string" ? `at ${redactUrl(given)}` : `(the ${name} ${kind} given)`;
-  const connected =
-    (await connectOnStartup({
+  const parts: StartupPart[] = [
+    {
       what: "broker",
-      where: where(options.broker, transport!.name, "transport"),
+      given: options.broker,
+      name: `${transport!.name} transport`,
       connect: () => transport!.connect(),
-      log,
-      retry,
-      signal,
-    })) &&
-    (backend === undefined ||
-      (await connectOnStartup({
-        what: "result backend",
-        where: where(options.backend, backend.name, "result backend"),
-        connect: () => backend.connect(),
-        log,
-        retry,
-        signal,
-      })));
+    },
+  ];
+  if (backend) {
+    parts.push({
+      what: "result backend",
+      given: options.backend,
+      name: `${backend.name} result backend`,
+      connect: () => backend.connect(),
+    });
+  }
+  const retry = options.brokerConnectionRetryOnStartup ?? true;
+  const connected = await connectAllOnStartup(parts, {
+    log,
+    retry,
+    signal: state.consuming.signal,
+  });
   return connected && !state.closing;
 }
