@@ -1,6 +1,10 @@
 import { hostname as osHostname, loadavg, type as osType } from "node:os";
 import type { Broadcast, BroadcastSubscription, ExchangeRef } from "./broadcast.ts";
-import { adjustClock, forwardClock, jsonWireMessage, parseJsonBody } from "./pidbox.ts";
+import { EventJson } from "./internal/event-json.ts";
+import { adjustClock, forwardClock, parseJsonBody } from "./pidbox.ts";
+import { JSON_CONTENT_TYPE, type WireMessage } from "./task-message.ts";
+
+export { utcOffsetHours } from "./internal/event-json.ts";
 
 /**
  * Celery's monitoring events: JSON dicts with `type` (`worker-heartbeat`, `task-succeeded`...),
@@ -24,11 +28,6 @@ export const SOFTWARE_INFO = {
   sw_ver: "0.1.0",
   sw_sys: osType() === "Linux" ? "Linux" : osType(),
 } as const;
-
-/** Hours west of UTC, as Celery's `utcoffset()` gives it. */
-export function utcOffsetHours(): number {
-  return Math.floor(new Date().getTimezoneOffset() / 60);
-}
 
 /** The 1, 5 and 15 minute load averages, rounded as Celery's `load_average()` does. */
 export function loadAverage(): [number, number, number] {
@@ -75,9 +74,11 @@ function groupOf(type: string): string {
   return dash === -1 ? type : type.slice(0, dash);
 }
 
-/** Events of one group waiting for their publish, and that publish once it began. */
+/** Events of one group waiting for their publish (their JSON text), and that publish once it began. */
 interface Batch {
-  events: CeleryEvent[];
+  events: string[];
+  /** The type of each event, for the routing key of a batch of one and for errors. */
+  type: string;
   /** Resolves once the batch was published (or failed and was reported). */
   sent: Promise<void>;
   release(): void;
@@ -87,6 +88,10 @@ interface Batch {
  * Sends events as Celery's `EventDispatcher` does, batching the `bufferGroups` ones as its worker
  * does. Failures go to `onError` (a log line) and are otherwise dropped, as Celery drops what it
  * cannot send.
+ *
+ * Each event is written as JSON text when it is sent (see `EventJson`): a batch is those texts
+ * joined into a list, so the events of a batch are encoded once, and an event that cannot be
+ * encoded is reported alone instead of failing its batch.
  */
 export function createEventPublisher(
   broadcast: Broadcast,
@@ -96,20 +101,21 @@ export function createEventPublisher(
   const buffered = new Set(options.bufferGroups ?? []);
   const limit = Math.max(1, options.bufferLimit ?? 24);
   const batches = new Map<string, Batch>();
+  const json = new EventJson(hostname);
   let tick: NodeJS.Immediate | undefined;
 
-  const publish = async (body: unknown, routingKey: string, type: string): Promise<void> => {
+  const publish = async (body: string, routingKey: string, type: string): Promise<void> => {
     try {
-      await broadcast.publish(EVENT_EXCHANGE, routingKey, jsonWireMessage(body, { hostname }));
+      await broadcast.publish(EVENT_EXCHANGE, routingKey, eventMessage(body, { hostname }));
     } catch (error) {
       options.onError?.(error, type);
     }
   };
 
-  const batchOf = (group: string): Batch => {
+  const batchOf = (group: string, type: string): Batch => {
     const existing = batches.get(group);
     if (existing) return existing;
-    const events: CeleryEvent[] = [];
+    const events: string[] = [];
     let release!: () => void;
     const sent = new Promise<void>((resolve) => {
       release = () => {
@@ -117,13 +123,13 @@ export function createEventPublisher(
         // One event goes as itself, so receivers bound to its own routing key see it too.
         const [only] = events;
         resolve(
-          events.length === 1 && only
-            ? publish(only, only.type.replaceAll("-", "."), only.type)
-            : publish(events, `${group}.multi`, `${group}-multi`),
+          events.length === 1 && only !== undefined
+            ? publish(only, batch.type.replaceAll("-", "."), batch.type)
+            : publish(`[${events.join(", ")}]`, `${group}.multi`, `${group}-multi`),
         );
       };
     });
-    const batch = { events, sent, release };
+    const batch: Batch = { events, type, sent, release };
     batches.set(group, batch);
     return batch;
   };
@@ -139,19 +145,17 @@ export function createEventPublisher(
   return {
     hostname,
     send(type, fields = {}) {
-      const event: CeleryEvent = {
-        hostname,
-        utcoffset: utcOffsetHours(),
-        pid: process.pid,
-        clock: forwardClock(),
-        ...fields,
-        timestamp: Date.now() / 1000,
-        type,
-      };
+      let text: string;
+      try {
+        text = json.encode(type, fields, forwardClock(), Date.now());
+      } catch (error) {
+        options.onError?.(error, type);
+        return Promise.resolve();
+      }
       const group = groupOf(type);
-      if (!buffered.has(group)) return publish(event, type.replaceAll("-", "."), type);
-      const batch = batchOf(group);
-      batch.events.push(event);
+      if (!buffered.has(group)) return publish(text, type.replaceAll("-", "."), type);
+      const batch = batchOf(group, type);
+      batch.events.push(text);
       // Celery's worker flushes on the next turn of its event loop, or once the buffer is full.
       if (batch.events.length >= limit) batch.release();
       else tick ??= setImmediate(() => void releaseAll());
@@ -160,6 +164,17 @@ export function createEventPublisher(
     async flush() {
       await releaseAll();
     },
+  };
+}
+
+/** An event message with its JSON text as body (transient, as kombu sends them). */
+function eventMessage(body: string, headers: Record<string, unknown>): WireMessage {
+  return {
+    body,
+    contentType: JSON_CONTENT_TYPE,
+    contentEncoding: "utf-8",
+    headers,
+    properties: { delivery_mode: 1 },
   };
 }
 

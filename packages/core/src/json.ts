@@ -102,7 +102,8 @@ const SHORT_ESCAPES: Record<string, string> = {
   "\f": "\\f",
 };
 
-function quote(text: string): string {
+/** A JSON string literal, as `encodeJson` writes one. */
+export function quote(text: string): string {
   // Most strings need no escaping: skip the replace, which is the encoder's hot spot.
   if (!HAS_ESCAPE.test(text)) return `"${text}"`;
   return `"${text.replace(
