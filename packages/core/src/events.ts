@@ -74,10 +74,12 @@ function groupOf(type: string): string {
   return dash === -1 ? type : type.slice(0, dash);
 }
 
-/** Events of one group waiting for their publish (their JSON text), and that publish once it began. */
+/** Events of one group waiting for their publish, as JSON text, and that publish once it began. */
 interface Batch {
-  events: string[];
-  /** The type of each event, for the routing key of a batch of one and for errors. */
+  /** `[`, then the pieces of the events' text, with `, ` between events. */
+  parts: string[];
+  count: number;
+  /** The first event's type: a batch of one goes as that event, on its own routing key. */
   type: string;
   /** Resolves once the batch was published (or failed and was reported). */
   sent: Promise<void>;
@@ -89,9 +91,9 @@ interface Batch {
  * does. Failures go to `onError` (a log line) and are otherwise dropped, as Celery drops what it
  * cannot send.
  *
- * Each event is written as JSON text when it is sent (see `EventJson`): a batch is those texts
- * joined into a list, so the events of a batch are encoded once, and an event that cannot be
- * encoded is reported alone instead of failing its batch.
+ * Each event is written as JSON text when it is sent (see `EventJson`) into its batch, which is
+ * joined once when it goes: the events of a batch are encoded once, with no object per event, and
+ * an event that cannot be encoded is reported alone instead of failing its batch.
  */
 export function createEventPublisher(
   broadcast: Broadcast,
@@ -112,26 +114,41 @@ export function createEventPublisher(
     }
   };
 
-  const batchOf = (group: string, type: string): Batch => {
+  const batchOf = (group: string): Batch => {
     const existing = batches.get(group);
     if (existing) return existing;
-    const events: string[] = [];
     let release!: () => void;
     const sent = new Promise<void>((resolve) => {
       release = () => {
         batches.delete(group);
-        // One event goes as itself, so receivers bound to its own routing key see it too.
-        const [only] = events;
-        resolve(
-          events.length === 1 && only !== undefined
-            ? publish(only, batch.type.replaceAll("-", "."), batch.type)
-            : publish(`[${events.join(", ")}]`, `${group}.multi`, `${group}-multi`),
-        );
+        const { parts } = batch;
+        if (batch.count === 0) {
+          // Its only event could not be encoded (and was reported).
+          resolve();
+        } else if (batch.count === 1) {
+          // One event goes as itself, so receivers bound to its own routing key see it too.
+          parts[0] = "";
+          resolve(publish(parts.join(""), batch.type.replaceAll("-", "."), batch.type));
+        } else {
+          parts.push("]");
+          resolve(publish(parts.join(""), `${group}.multi`, `${group}-multi`));
+        }
       };
     });
-    const batch: Batch = { events, type, sent, release };
+    const batch: Batch = { parts: ["["], count: 0, type: "", sent, release };
     batches.set(group, batch);
     return batch;
+  };
+
+  /** Writes the event into `out`; false (reported) when it cannot be encoded. */
+  const write = (out: string[], type: string, fields: Record<string, unknown>): boolean => {
+    try {
+      json.write(out, type, fields, forwardClock(), Date.now());
+      return true;
+    } catch (error) {
+      options.onError?.(error, type);
+      return false;
+    }
   };
 
   const releaseAll = (): Promise<void[]> => {
@@ -145,19 +162,22 @@ export function createEventPublisher(
   return {
     hostname,
     send(type, fields = {}) {
-      let text: string;
-      try {
-        text = json.encode(type, fields, forwardClock(), Date.now());
-      } catch (error) {
-        options.onError?.(error, type);
+      const group = groupOf(type);
+      if (!buffered.has(group)) {
+        const out: string[] = [];
+        if (!write(out, type, fields)) return Promise.resolve();
+        return publish(out.join(""), type.replaceAll("-", "."), type);
+      }
+      const batch = batchOf(group);
+      const mark = batch.parts.length;
+      if (batch.count > 0) batch.parts.push(", ");
+      if (!write(batch.parts, type, fields)) {
+        batch.parts.length = mark;
         return Promise.resolve();
       }
-      const group = groupOf(type);
-      if (!buffered.has(group)) return publish(text, type.replaceAll("-", "."), type);
-      const batch = batchOf(group, type);
-      batch.events.push(text);
+      if (batch.count++ === 0) batch.type = type;
       // Celery's worker flushes on the next turn of its event loop, or once the buffer is full.
-      if (batch.events.length >= limit) batch.release();
+      if (batch.count >= limit) batch.release();
       else tick ??= setImmediate(() => void releaseAll());
       return batch.sent;
     },

@@ -101,20 +101,24 @@ describe("event publisher", () => {
 
 describe("event JSON", () => {
   /** The text of every message on the event exchange. */
-  async function rawTexts(): Promise<{ broadcast: Broadcast; texts: string[] }> {
+  async function rawTexts(): Promise<{ broadcast: Broadcast; texts: string[]; keys: string[] }> {
     const broadcast = await resolveBroadcast(`memory://events-${randomUUID()}`);
     const texts: string[] = [];
+    const keys: string[] = [];
     const sub = await broadcast.subscribe(
       EVENT_EXCHANGE,
       { name: `raw-${randomUUID()}` },
       "#",
-      ({ message }) => texts.push(message.body),
+      ({ message, routingKey }) => {
+        texts.push(message.body);
+        keys.push(routingKey);
+      },
     );
     cleanups.push(
       () => broadcast.close(),
       () => sub.close(),
     );
-    return { broadcast, texts };
+    return { broadcast, texts, keys };
   }
 
   /** What encodeJson writes for the event object as Celery builds it, with the sent clock and time. */
@@ -159,7 +163,7 @@ describe("event JSON", () => {
   });
 
   it("reports an event it cannot encode and still sends the others of its batch", async () => {
-    const { broadcast, texts } = await rawTexts();
+    const { broadcast, texts, keys } = await rawTexts();
     const errors: string[] = [];
     const publisher = createEventPublisher(broadcast, {
       hostname: "w@test",
@@ -173,6 +177,14 @@ describe("event JSON", () => {
     await until(() => texts.length === 1, "the batch");
     expect((JSON.parse(texts[0]!) as { uuid: string }[]).map((e) => e.uuid)).toEqual(["a", "b"]);
     expect(errors).toEqual([expect.stringMatching(/^task-succeeded: .*NaN cannot be sent as JSON/)]);
+    // A batch whose first event failed: the one event that went goes as itself, on its own key.
+    void publisher.send("task-failed", { uuid: "c", exception: () => 1 });
+    void publisher.send("task-started", { uuid: "d" });
+    await publisher.flush();
+    await until(() => texts.length === 2, "the lone event");
+    expect(keys).toEqual(["task.multi", "task.started"]);
+    expect(JSON.parse(texts[1]!)).toMatchObject({ type: "task-started", uuid: "d" });
+    expect(errors).toHaveLength(2);
   });
 });
 

@@ -1,10 +1,11 @@
-import { encodeJson, quote } from "../json.ts";
+import { encodeJson, isPlainJsonText, quote } from "../json.ts";
 
 /**
- * The JSON text of one monitoring event, byte for byte what `encodeJson` writes for
+ * Writes monitoring events as JSON text, byte for byte what `encodeJson` writes for
  * `{hostname, utcoffset, pid, clock, ...fields, timestamp, type}` (the event as Celery sends it),
- * written straight from its parts: the constant head is written once per worker, and neither the
- * event object nor the generic encoder's bookkeeping is made per event. A worker with task events
+ * straight from its parts: the constant head is written once per worker, and neither the event
+ * object nor the generic encoder's bookkeeping is made per event. The pieces go into an array that
+ * a batch joins once, so an event's text is never copied piece by piece. A worker with task events
  * on sends three events per task, so this is on the task path.
  */
 export class EventJson {
@@ -15,7 +16,7 @@ export class EventJson {
   #head = "";
   /** When the utcoffset is next looked at (it changes with daylight saving time). */
   #offsetCheck = 0;
-  /** `"key": ` of the field names seen (a few dozen at most in practice; bounded anyway). */
+  /** `, "key": ` of the field names seen (a few dozen at most in practice; bounded anyway). */
   readonly #keys = new Map<string, string>();
   /** `, "type": "<type>"}` of the event types seen. */
   readonly #tails = new Map<string, string>();
@@ -24,10 +25,36 @@ export class EventJson {
     this.#hostname = hostname;
   }
 
-  /** One event. Throws as `encodeJson` does for a field JSON cannot hold (NaN, a function...). */
-  encode(type: string, fields: Record<string, unknown>, clock: number, now: number): string {
+  /**
+   * Appends one event's text to `out`. Throws as `encodeJson` does for a field JSON cannot hold
+   * (NaN, a function...), leaving `out` as it was.
+   */
+  write(
+    out: string[],
+    type: string,
+    fields: Record<string, unknown>,
+    clock: number,
+    now: number,
+  ): void {
+    const mark = out.length;
+    try {
+      this.#write(out, type, fields, clock, now);
+    } catch (error) {
+      out.length = mark;
+      throw error;
+    }
+  }
+
+  #write(
+    out: string[],
+    type: string,
+    fields: Record<string, unknown>,
+    clock: number,
+    now: number,
+  ): void {
     if (now >= this.#offsetCheck) this.#refreshHead(now);
-    let out = this.#head + String(clock);
+    const mark = out.length;
+    out.push(this.#head, String(clock));
     for (const key of Object.keys(fields)) {
       const value = fields[key];
       if (value === undefined) continue;
@@ -35,11 +62,14 @@ export class EventJson {
         // A field that only repeats the head (task-started's pid) is written there already;
         // one that changes it or moves it takes the generic way, which keeps the object's order.
         if (key === "pid" && value === this.#pid) continue;
-        return this.#generic(type, fields, clock, now);
+        out.length = mark;
+        out.push(this.#generic(type, fields, clock, now));
+        return;
       }
-      out += `, ${this.#key(key)}${fieldJson(value)}`;
+      out.push(this.#key(key));
+      writeField(out, value);
     }
-    return `${out}, "timestamp": ${String(now / 1000)}${this.#tail(type)}`;
+    out.push(', "timestamp": ', String(now / 1000), this.#tail(type));
   }
 
   #generic(type: string, fields: Record<string, unknown>, clock: number, now: number): string {
@@ -65,7 +95,7 @@ export class EventJson {
   #key(key: string): string {
     let text = this.#keys.get(key);
     if (text === undefined) {
-      text = `${quote(key)}: `;
+      text = `, ${quote(key)}: `;
       if (this.#keys.size < CACHE_LIMIT) this.#keys.set(key, text);
     }
     return text;
@@ -95,15 +125,19 @@ export function utcOffsetHours(): number {
 }
 
 /** A field's value: the common ones (strings, numbers, null) directly, the rest by `encodeJson`. */
-function fieldJson(value: unknown): string {
+function writeField(out: string[], value: unknown): void {
   switch (typeof value) {
     case "string":
-      return quote(value);
+      if (isPlainJsonText(value)) out.push('"', value, '"');
+      else out.push(quote(value));
+      return;
     case "number":
-      return Number.isFinite(value) ? String(value) : encodeJson(value);
+      out.push(Number.isFinite(value) ? String(value) : encodeJson(value));
+      return;
     case "boolean":
-      return value ? "true" : "false";
+      out.push(value ? "true" : "false");
+      return;
     default:
-      return value === null ? "null" : encodeJson(value);
+      out.push(value === null ? "null" : encodeJson(value));
   }
 }
