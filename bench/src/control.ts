@@ -32,9 +32,7 @@ export async function controlSection(total: number): Promise<Section> {
     rows: [
       {
         scenario: "tasks done per second",
-        cells: ["off", "default", "events"].map((mode) =>
-          cell(figures[mode], figures.off, RATE),
-        ),
+        cells: ["off", "default", "events"].map((mode) => cell(figures[mode], figures.off, RATE)),
       },
       {
         scenario: "CPU time per task",

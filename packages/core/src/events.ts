@@ -115,28 +115,11 @@ export function createEventPublisher(
   };
 
   const batchOf = (group: string): Batch => {
-    const existing = batches.get(group);
-    if (existing) return existing;
-    let release!: () => void;
-    const sent = new Promise<void>((resolve) => {
-      release = () => {
-        batches.delete(group);
-        const { parts } = batch;
-        if (batch.count === 0) {
-          // Its only event could not be encoded (and was reported).
-          resolve();
-        } else if (batch.count === 1) {
-          // One event goes as itself, so receivers bound to its own routing key see it too.
-          parts[0] = "";
-          resolve(publish(parts.join(""), batch.type.replaceAll("-", "."), batch.type));
-        } else {
-          parts.push("]");
-          resolve(publish(parts.join(""), `${group}.multi`, `${group}-multi`));
-        }
-      };
-    });
-    const batch: Batch = { parts: ["["], count: 0, type: "", sent, release };
-    batches.set(group, batch);
+    let batch = batches.get(group);
+    if (!batch) {
+      batch = openBatch(group, publish, () => batches.delete(group));
+      batches.set(group, batch);
+    }
     return batch;
   };
 
@@ -185,6 +168,34 @@ export function createEventPublisher(
       await releaseAll();
     },
   };
+}
+
+/** An empty batch of `group`; `release` calls `gone` and publishes what the batch holds. */
+function openBatch(
+  group: string,
+  publish: (body: string, routingKey: string, type: string) => Promise<void>,
+  gone: () => void,
+): Batch {
+  let release!: () => void;
+  const sent = new Promise<void>((resolve) => {
+    release = () => {
+      gone();
+      const { parts, count, type } = batch;
+      if (count === 0) {
+        // Its only event could not be encoded (and was reported).
+        resolve();
+      } else if (count === 1) {
+        // One event goes as itself, so receivers bound to its own routing key see it too.
+        parts[0] = "";
+        resolve(publish(parts.join(""), type.replaceAll("-", "."), type));
+      } else {
+        parts.push("]");
+        resolve(publish(parts.join(""), `${group}.multi`, `${group}-multi`));
+      }
+    };
+  });
+  const batch: Batch = { parts: ["["], count: 0, type: "", sent, release };
+  return batch;
 }
 
 /** An event message with its JSON text as body (transient, as kombu sends them). */

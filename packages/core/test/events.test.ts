@@ -142,7 +142,10 @@ describe("event JSON", () => {
       bufferGroups: ["task"],
     });
     const sent: [string, Record<string, unknown>][] = [
-      ["task-received", { uuid: "a", name: "t", args: "('é', \"q\\\n\u0001\")", eta: null, retries: 0 }],
+      [
+        "task-received",
+        { uuid: "a", name: "t", args: "('é', \"q\\\n\u0001\")", eta: null, retries: 0 },
+      ],
       // task-started repeats the head's pid; other head fields given by the caller win, in place.
       ["task-started", { uuid: "a", pid: process.pid }],
       ["task-started", { uuid: "b", pid: 1 }],
@@ -156,10 +159,14 @@ describe("event JSON", () => {
     await until(() => texts.length === 2, "the batch and the heartbeat");
     const batch = texts.find((t) => t.startsWith("["))!;
     const events = JSON.parse(batch) as unknown[];
-    expect(batch).toBe(encodeJson(sent.map(([type, fields], i) => JSON.parse(expected(type, fields, events[i])))));
+    expect(batch).toBe(
+      encodeJson(sent.map(([type, fields], i) => JSON.parse(expected(type, fields, events[i])))),
+    );
     events.forEach((event, i) => expect(encodeJson(event)).toBe(expected(...sent[i]!, event)));
     const heartbeat = texts.find((t) => !t.startsWith("["))!;
-    expect(heartbeat).toBe(expected("worker-heartbeat", { freq: 2, active: 0 }, JSON.parse(heartbeat)));
+    expect(heartbeat).toBe(
+      expected("worker-heartbeat", { freq: 2, active: 0 }, JSON.parse(heartbeat)),
+    );
   });
 
   it("reports an event it cannot encode and still sends the others of its batch", async () => {
@@ -176,7 +183,9 @@ describe("event JSON", () => {
     await publisher.flush();
     await until(() => texts.length === 1, "the batch");
     expect((JSON.parse(texts[0]!) as { uuid: string }[]).map((e) => e.uuid)).toEqual(["a", "b"]);
-    expect(errors).toEqual([expect.stringMatching(/^task-succeeded: .*NaN cannot be sent as JSON/)]);
+    expect(errors).toEqual([
+      expect.stringMatching(/^task-succeeded: .*NaN cannot be sent as JSON/),
+    ]);
     // A batch whose first event failed: the one event that went goes as itself, on its own key.
     void publisher.send("task-failed", { uuid: "c", exception: () => 1 });
     void publisher.send("task-started", { uuid: "d" });
