@@ -36,25 +36,26 @@ export class EventJson {
     clock: number,
     now: number,
   ): void {
+    if (now >= this.#offsetCheck) this.#refreshHead(now);
     const mark = out.length;
+    out.push(this.#head, String(clock));
+    let fast: boolean;
     try {
-      this.#write(out, type, fields, clock, now);
+      fast = this.#writeFields(out, fields);
     } catch (error) {
       out.length = mark;
       throw error;
     }
+    if (fast) {
+      out.push(', "timestamp": ', String(now / 1000), this.#tail(type));
+      return;
+    }
+    out.length = mark;
+    out.push(this.#generic(type, fields, clock, now));
   }
 
-  #write(
-    out: string[],
-    type: string,
-    fields: Record<string, unknown>,
-    clock: number,
-    now: number,
-  ): void {
-    if (now >= this.#offsetCheck) this.#refreshHead(now);
-    const mark = out.length;
-    out.push(this.#head, String(clock));
+  /** The type's own fields; false when one is a head field that the generic way must place. */
+  #writeFields(out: string[], fields: Record<string, unknown>): boolean {
     for (const key of Object.keys(fields)) {
       const value = fields[key];
       if (value === undefined) continue;
@@ -62,14 +63,12 @@ export class EventJson {
         // A field that only repeats the head (task-started's pid) is written there already;
         // one that changes it or moves it takes the generic way, which keeps the object's order.
         if (key === "pid" && value === this.#pid) continue;
-        out.length = mark;
-        out.push(this.#generic(type, fields, clock, now));
-        return;
+        return false;
       }
       out.push(this.#key(key));
       writeField(out, value);
     }
-    out.push(', "timestamp": ', String(now / 1000), this.#tail(type));
+    return true;
   }
 
   #generic(type: string, fields: Record<string, unknown>, clock: number, now: number): string {
