@@ -313,6 +313,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
   const { kit } = consumer;
   const commands = createQueueCommands({
     keys,
+    target,
     command,
     ensureOpen: kit.ensureOpen,
     deadLetters: o.deadLetters !== undefined,

@@ -138,16 +138,20 @@ async function openBeat(
     throw error;
   }
   const lease = createLeaderLease({ store, keys, instanceId, leaseMs, logger });
+  // The broker on the store's server: a tick is published and recorded in one atomic step.
+  const atomic = store.atomicPublisher?.(transport);
   logger.info("beat: started", {
     instance: instanceId,
     namespace,
     entries: config.staticEntries.size,
     store: store.name,
     leaseSeconds: leaseMs / 1000,
+    sending: atomic ? "exactly once (atomic publish and record)" : "at least once (two steps)",
   });
   const pass: PassContext = {
     store,
     transport,
+    atomic,
     lease,
     keys,
     namespace,
