@@ -26,6 +26,8 @@ export async function controlSection(total: number): Promise<Section> {
       add(cpu, mode, cost.cpuMicrosPerTask);
     }
   }
+  // The last round's results would otherwise stay in the run's database.
+  await redisSetup.fresh();
   return {
     title: `Remote control and events on Redis: celery-ts processing ${total} no-op tasks at concurrency 50, ${ROUNDS} interleaved rounds`,
     columns: ["off", "default (mailbox, heartbeats)", "task events on (-E)"],
