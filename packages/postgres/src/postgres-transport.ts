@@ -267,6 +267,8 @@ export function createPostgresTransport(options: PostgresTransportOptions = {}):
     }),
     maxMessageBytes: limits.maxMessageBytes,
     logger,
+    // The connection's loss and return are logged once by the Database, not each failed take.
+    retryLogLevel: "debug",
     visibilityTimeout,
     pollInterval,
   });
