@@ -39,6 +39,7 @@ interface Measured {
   workersThatRan: number;
 }
 
+
 function readRuns(log: string): { pid: string; at: number }[] {
   return readFileSync(log, "utf8")
     .split("\n")
