@@ -8,15 +8,21 @@ const raw = rawClient();
 const prefix = uniquePrefix("publish-batch");
 afterAll(() => deletePrefix(raw, prefix));
 
+/** A client that records the name of every command it writes, in `sent`. */
+function spiedClient(): { client: Redis; sent: string[] } {
+  const client = new Redis(REDIS_URL);
+  const sent: string[] = [];
+  const original = client.sendCommand.bind(client);
+  client.sendCommand = ((command: { name: string }) => {
+    sent.push(command.name);
+    return original(command as never);
+  }) as typeof client.sendCommand;
+  return { client, sent };
+}
+
 describe("publishBatch on Redis", () => {
   it("sends a batch in one MULTI round trip, one LPUSH per list, in kombu's layout", async () => {
-    const client = new Redis(REDIS_URL);
-    const sent: string[] = [];
-    const original = client.sendCommand.bind(client);
-    client.sendCommand = ((command: { name: string }) => {
-      sent.push(command.name);
-      return original(command as never);
-    }) as typeof client.sendCommand;
+    const { client, sent } = spiedClient();
     const transport = createRedisTransport({ connection: client, keyPrefix: prefix });
     try {
       await transport.connect();
@@ -53,13 +59,7 @@ describe("publishBatch on Redis", () => {
   });
 
   it("joins publishes made in the same tick into one LPUSH, in order; each send settles", async () => {
-    const client = new Redis(REDIS_URL);
-    const sent: string[] = [];
-    const original = client.sendCommand.bind(client);
-    client.sendCommand = ((command: { name: string }) => {
-      sent.push(command.name);
-      return original(command as never);
-    }) as typeof client.sendCommand;
+    const { client, sent } = spiedClient();
     const transport = createRedisTransport({ connection: client, keyPrefix: prefix });
     const message = (i: number) =>
       encodeTaskMessage(createTaskMessage({ task: "tick.n", args: [i] }));
