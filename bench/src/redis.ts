@@ -295,7 +295,8 @@ results (celery-ts in Celery's layout) and acknowledge after storing. Python Cel
 celery 5.2 with its defaults (prefork pool of one process per core, prefetch 4 each, early ack),
 timed from its "ready" line to its last result; its CPU and RSS are the pool's and the master's
 together, and it is filled by celery-ts's sendMany (its enqueue is not measured). It stands
-beside concurrency 1 (a pool of ${"`nproc`"} single-task processes).
+beside concurrency 1 (a pool of ${"`nproc`"} single-task processes). Before the first round each
+system's producer sends a few unmeasured batches, so that rounds compare warm code.
 
 What changed since the last run, per task on Redis: an ack and a stored result are one EVALSHA
 each instead of a MULTI of two commands; the consumer's client tracking has NOLOOP, so its own
