@@ -1,0 +1,178 @@
+// Beat on RabbitMQ with a Redis store sends in two steps (record `sending`, publish, record
+// `sent`): a leader killed between publishing a tick and recording it sent leaves `sending`, and
+// the next leader publishes the tick again with its id. Both copies reach the queue; a celery-ts
+// worker with the store claims the tick before running it, so it runs once and the second copy
+// is acknowledged without running.
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { currentTask, decodeJson, defineTask, resolveStore, type Logger } from "@celery-ts/core";
+import { testServers } from "@celery-ts/testing";
+import { createBeat, createWorker } from "@celery-ts/worker";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { rabbitAdmin, until } from "./support/rabbit.ts";
+
+// A node process that starts the CLI: slow on a loaded machine.
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 30_000 });
+
+const { redisUrl: REDIS_URL, amqpUrl: AMQP_URL } = testServers();
+const CLI = fileURLToPath(import.meta.resolve("@celery-ts/worker/cli"));
+const LEASE_S = 2;
+
+interface Line {
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A logger keeping what it is told. */
+function collecting(): { logger: Logger; lines: Line[] } {
+  const lines: Line[] = [];
+  const keep =
+    (level: string) =>
+    (msg: string, fields: Record<string, unknown> = {}): void => {
+      lines.push({ ...fields, msg, level });
+    };
+  const logger = {
+    debug: keep("debug"),
+    info: keep("info"),
+    warn: keep("warn"),
+    error: keep("error"),
+  };
+  return { logger, lines };
+}
+
+const admin = rabbitAdmin();
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  await admin.cleanup();
+});
+
+/** Deletes a namespace's beat keys and the claims of its ticks from the shared Redis. */
+async function clearKeys(namespace: string, ids: Iterable<string>): Promise<void> {
+  const store = await resolveStore(REDIS_URL);
+  try {
+    const keys = await store.list(`beat:${namespace}:`);
+    for (const id of ids) keys.push(...(await store.list(`once:${id}`)));
+    for (const { key, value } of keys) await store.deleteIfEquals(key, value);
+  } finally {
+    await store.close();
+  }
+}
+
+/** `celery-ts beat` as a child that SIGKILLs itself as its first publish returns. */
+async function crashingLeader(args: string[]): Promise<void> {
+  const child = spawn(process.execPath, [CLI, "beat", ...args, "--log-format", "json"], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, CELERY_TS_BEAT_TEST_CRASH: "after-publish" },
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) =>
+    child.on("exit", (c, s) => resolve([c, s])),
+  );
+  if (signal !== "SIGKILL") throw new Error(`the beat exited ${code ?? signal}:\n${stderr}`);
+}
+
+describe("beat on RabbitMQ with a Redis store: a tick sent twice by a failover", () => {
+  it("runs once on celery-ts workers; the second copy is acknowledged without running", async () => {
+    const namespace = `once-${randomUUID().slice(0, 8)}`;
+    const queue = `beat-once-${randomUUID()}`;
+    admin.trackCeleryQueue(queue);
+    const dir = await mkdtemp(join(tmpdir(), "celery-ts-beat-once-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const entries = [{ name: "second", task: "amqp.once.tick", every: 1, options: { queue } }];
+    const schedule = join(dir, "schedule.json");
+    await writeFile(schedule, JSON.stringify(entries));
+    const sentIds = new Set<string>();
+    cleanups.push(() => clearKeys(namespace, sentIds));
+
+    // The leader dies as its first publish returns: the tick is on the queue, recorded `sending`.
+    await crashingLeader([
+      "--broker",
+      AMQP_URL,
+      "--store",
+      REDIS_URL,
+      "--schedule",
+      schedule,
+      "--namespace",
+      namespace,
+      "--lease",
+      String(LEASE_S),
+    ]);
+    const store = await resolveStore(REDIS_URL);
+    const raw = await store.get(`beat:${namespace}:last:second`);
+    await store.close();
+    const record = decodeJson(raw ?? "null") as { state: string; id: string } | null;
+    expect(record).toMatchObject({ state: "sending" });
+    const killedId = record!.id;
+    sentIds.add(killedId);
+
+    // The next leader publishes that tick again (same id), then three more.
+    const next = collecting();
+    const beat = createBeat({
+      broker: AMQP_URL,
+      store: REDIS_URL,
+      namespace,
+      entries,
+      leaseSeconds: LEASE_S,
+      logger: next.logger,
+    });
+    cleanups.push(() => beat.stop());
+    await beat.start();
+    const sends = (): Line[] => next.lines.filter((l) => l.msg === "beat: sent");
+    await until(() => sends().length >= 4, 60_000, "four sends from the next leader");
+    await beat.stop();
+    for (const line of sends()) sentIds.add(String(line.id));
+    const messages = 1 + sends().length;
+    expect(sends().filter((l) => l.id === killedId)).toHaveLength(1);
+    // Both copies of the killed leader's tick are on the queue.
+    expect(await admin.messageCount(queue)).toBe(messages);
+
+    // A celery-ts worker with the store (as `--store`) runs what is on the queue.
+    const runs = new Map<string, number>();
+    const tick = defineTask("amqp.once.tick", () => {
+      const { id } = currentTask();
+      runs.set(id, (runs.get(id) ?? 0) + 1);
+    });
+    const work = collecting();
+    const worker = createWorker({
+      broker: AMQP_URL,
+      store: REDIS_URL,
+      tasks: [tick],
+      queues: [queue],
+      concurrency: 2,
+      logger: work.logger,
+    });
+    cleanups.push(() => worker.stop());
+    await worker.start();
+    const claimed = (): Line[] =>
+      work.lines.filter((l) => l.msg.startsWith("beat tick already claimed"));
+    const settled = (): number =>
+      work.lines.filter((l) => l.msg === "task succeeded").length + claimed().length;
+    // Every copy taken and settled (run, or acknowledged as claimed), and none left on the queue.
+    await until(
+      async () => settled() >= messages && (await admin.messageCount(queue)) === 0,
+      60_000,
+      "every copy settled",
+    );
+    await worker.stop();
+    expect(await admin.messageCount(queue)).toBe(0);
+
+    const figures = {
+      messages,
+      ticks: sentIds.size,
+      runs: [...runs.values()].reduce((a, b) => a + b, 0),
+      killedLeadersTickRuns: runs.get(killedId),
+      acknowledgedAsClaimed: claimed().length,
+    };
+    process.stdout.write(`beat once on RabbitMQ: ${JSON.stringify(figures)}\n`);
+    expect(runs.get(killedId)).toBe(1);
+    expect([...runs.keys()].sort()).toEqual([...sentIds].sort());
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+    expect(claimed().map((l) => l.id)).toEqual([killedId]);
+  });
+});
