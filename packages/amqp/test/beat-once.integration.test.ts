@@ -5,12 +5,12 @@
 // is acknowledged without running.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { currentTask, decodeJson, defineTask, resolveStore, type Logger } from "@celery-ts/core";
-import { testServers } from "@celery-ts/testing";
+import { startPythonWorker, testServers } from "@celery-ts/testing";
 import { createBeat, createWorker } from "@celery-ts/worker";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { rabbitAdmin, until } from "./support/rabbit.ts";
@@ -174,5 +174,50 @@ describe("beat on RabbitMQ with a Redis store: a tick sent twice by a failover",
     expect([...runs.keys()].sort()).toEqual([...sentIds].sort());
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
     expect(claimed().map((l) => l.id)).toEqual([killedId]);
+  });
+});
+
+describe("beat on RabbitMQ with a Redis store, and Python Celery", () => {
+  it("a Python Celery worker runs ticks carrying the claim header (it ignores it)", async () => {
+    const namespace = `once-py-${randomUUID().slice(0, 8)}`;
+    const queue = `beat-once-py-${randomUUID()}`;
+    admin.trackCeleryQueue(queue);
+    // Python workers declare Celery's remote-control exchange on the broker.
+    admin.trackSharedExchange("celery.pidbox");
+    const dir = await mkdtemp(join(tmpdir(), "celery-ts-beat-once-py-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const log = join(dir, "record.log");
+    await writeFile(log, "");
+    const python = await startPythonWorker({
+      brokerUrl: AMQP_URL,
+      resultBackend: "rpc://",
+      queues: [queue],
+      env: { INTEROP_LOG: log },
+    });
+    cleanups.push(() => python.stop());
+    const sent = collecting();
+    const beat = createBeat({
+      broker: AMQP_URL,
+      store: REDIS_URL,
+      namespace,
+      entries: [
+        { name: "record", task: "interop.record", every: 1, args: [21], options: { queue } },
+      ],
+      leaseSeconds: LEASE_S,
+      logger: sent.logger,
+    });
+    const ids = (): string[] =>
+      sent.lines.filter((l) => l.msg === "beat: sent").map((l) => String(l.id));
+    cleanups.push(() => clearKeys(namespace, ids()));
+    cleanups.push(() => beat.stop());
+    await beat.start();
+    expect(sent.lines.find((l) => l.msg === "beat: started")?.sending).toBe(
+      "at least once (two steps)",
+    );
+    const lines = async (): Promise<string[]> =>
+      (await readFile(log, "utf8")).split("\n").filter(Boolean);
+    await until(async () => (await lines()).length >= 2, 60_000, "two ticks run by Python");
+    expect((await lines()).slice(0, 2)).toEqual(["21 python", "21 python"]);
+    expect(python.output()).not.toMatch(/Traceback|ERROR/);
   });
 });
