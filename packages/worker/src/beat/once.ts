@@ -49,7 +49,10 @@ interface OnceState {
 const states = new WeakMap<WorkerState, OnceState>();
 
 /** The worker's coordination store: its own, or opened now from `store` or the broker's URL. */
-async function storeOf(state: WorkerState, once: OnceState): Promise<CoordinationStore | undefined> {
+async function storeOf(
+  state: WorkerState,
+  once: OnceState,
+): Promise<CoordinationStore | undefined> {
   if (state.coordination) return state.coordination;
   if (once.none) return undefined;
   const { options, log } = state;
