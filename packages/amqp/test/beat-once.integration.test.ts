@@ -9,8 +9,13 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { currentTask, decodeJson, defineTask, resolveStore, type Logger } from "@celery-ts/core";
-import { startPythonWorker, testServers } from "@celery-ts/testing";
+import { currentTask, decodeJson, defineTask, resolveStore } from "@celery-ts/core";
+import {
+  captureLogger,
+  startPythonWorker,
+  testServers,
+  type CapturedLine,
+} from "@celery-ts/testing";
 import { createBeat, createWorker } from "@celery-ts/worker";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { rabbitAdmin, until } from "./support/rabbit.ts";
@@ -22,27 +27,9 @@ const { redisUrl: REDIS_URL, amqpUrl: AMQP_URL } = testServers();
 const CLI = fileURLToPath(import.meta.resolve("@celery-ts/worker/cli"));
 const LEASE_S = 2;
 
-interface Line {
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** A logger keeping what it is told. */
-function collecting(): { logger: Logger; lines: Line[] } {
-  const lines: Line[] = [];
-  const keep =
-    (level: string) =>
-    (msg: string, fields: Record<string, unknown> = {}): void => {
-      lines.push({ ...fields, msg, level });
-    };
-  const logger = {
-    debug: keep("debug"),
-    info: keep("info"),
-    warn: keep("warn"),
-    error: keep("error"),
-  };
-  return { logger, lines };
-}
+/** The lines a captured logger was told that start with `message`. */
+const said = (logger: ReturnType<typeof captureLogger>, message: string): CapturedLine[] =>
+  logger.lines.filter((line) => line.message.startsWith(message));
 
 const admin = rabbitAdmin();
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -91,18 +78,10 @@ describe("beat on RabbitMQ with a Redis store: a tick sent twice by a failover",
     cleanups.push(() => clearKeys(namespace, sentIds));
 
     // The leader dies as its first publish returns: the tick is on the queue, recorded `sending`.
-    await crashingLeader([
-      "--broker",
-      AMQP_URL,
-      "--store",
-      REDIS_URL,
-      "--schedule",
-      schedule,
-      "--namespace",
-      namespace,
-      "--lease",
-      String(LEASE_S),
-    ]);
+    const flags = { broker: AMQP_URL, store: REDIS_URL, schedule, namespace, lease: LEASE_S };
+    await crashingLeader(
+      Object.entries(flags).flatMap(([flag, value]) => [`--${flag}`, `${value}`]),
+    );
     const store = await resolveStore(REDIS_URL);
     const raw = await store.get(`beat:${namespace}:last:second`);
     await store.close();
@@ -112,23 +91,23 @@ describe("beat on RabbitMQ with a Redis store: a tick sent twice by a failover",
     sentIds.add(killedId);
 
     // The next leader publishes that tick again (same id), then three more.
-    const next = collecting();
+    const next = captureLogger();
     const beat = createBeat({
       broker: AMQP_URL,
       store: REDIS_URL,
       namespace,
       entries,
       leaseSeconds: LEASE_S,
-      logger: next.logger,
+      logger: next,
     });
     cleanups.push(() => beat.stop());
     await beat.start();
-    const sends = (): Line[] => next.lines.filter((l) => l.msg === "beat: sent");
+    const sends = (): CapturedLine[] => said(next, "beat: sent");
     await until(() => sends().length >= 4, 60_000, "four sends from the next leader");
     await beat.stop();
-    for (const line of sends()) sentIds.add(String(line.id));
+    for (const line of sends()) sentIds.add(String(line.fields?.id));
     const messages = 1 + sends().length;
-    expect(sends().filter((l) => l.id === killedId)).toHaveLength(1);
+    expect(sends().filter((l) => l.fields?.id === killedId)).toHaveLength(1);
     // Both copies of the killed leader's tick are on the queue.
     expect(await admin.messageCount(queue)).toBe(messages);
 
@@ -138,21 +117,19 @@ describe("beat on RabbitMQ with a Redis store: a tick sent twice by a failover",
       const { id } = currentTask();
       runs.set(id, (runs.get(id) ?? 0) + 1);
     });
-    const work = collecting();
+    const work = captureLogger();
     const worker = createWorker({
       broker: AMQP_URL,
       store: REDIS_URL,
       tasks: [tick],
       queues: [queue],
       concurrency: 2,
-      logger: work.logger,
+      logger: work,
     });
     cleanups.push(() => worker.stop());
     await worker.start();
-    const claimed = (): Line[] =>
-      work.lines.filter((l) => l.msg.startsWith("beat tick already claimed"));
-    const settled = (): number =>
-      work.lines.filter((l) => l.msg === "task succeeded").length + claimed().length;
+    const claimed = (): CapturedLine[] => said(work, "beat tick already claimed");
+    const settled = (): number => said(work, "task succeeded").length + claimed().length;
     // Every copy taken and settled (run, or acknowledged as claimed), and none left on the queue.
     await until(
       async () => settled() >= messages && (await admin.messageCount(queue)) === 0,
@@ -173,7 +150,7 @@ describe("beat on RabbitMQ with a Redis store: a tick sent twice by a failover",
     expect(runs.get(killedId)).toBe(1);
     expect([...runs.keys()].sort()).toEqual([...sentIds].sort());
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
-    expect(claimed().map((l) => l.id)).toEqual([killedId]);
+    expect(claimed().map((l) => l.fields?.id)).toEqual([killedId]);
   });
 });
 
@@ -195,7 +172,7 @@ describe("beat on RabbitMQ with a Redis store, and Python Celery", () => {
       env: { INTEROP_LOG: log },
     });
     cleanups.push(() => python.stop());
-    const sent = collecting();
+    const sent = captureLogger();
     const beat = createBeat({
       broker: AMQP_URL,
       store: REDIS_URL,
@@ -204,16 +181,13 @@ describe("beat on RabbitMQ with a Redis store, and Python Celery", () => {
         { name: "record", task: "interop.record", every: 1, args: [21], options: { queue } },
       ],
       leaseSeconds: LEASE_S,
-      logger: sent.logger,
+      logger: sent,
     });
-    const ids = (): string[] =>
-      sent.lines.filter((l) => l.msg === "beat: sent").map((l) => String(l.id));
+    const ids = (): string[] => said(sent, "beat: sent").map((l) => String(l.fields?.id));
     cleanups.push(() => clearKeys(namespace, ids()));
     cleanups.push(() => beat.stop());
     await beat.start();
-    expect(sent.lines.find((l) => l.msg === "beat: started")?.sending).toBe(
-      "at least once (two steps)",
-    );
+    expect(said(sent, "beat: started")[0]?.fields?.sending).toBe("at least once (two steps)");
     const lines = async (): Promise<string[]> =>
       (await readFile(log, "utf8")).split("\n").filter(Boolean);
     await until(async () => (await lines()).length >= 2, 60_000, "two ticks run by Python");

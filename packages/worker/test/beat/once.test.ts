@@ -12,32 +12,13 @@ import {
   defineTask,
   encodeTaskMessage,
   type CoordinationStore,
-  type Logger,
 } from "@celery-ts/core";
+import { captureLogger } from "@celery-ts/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker, type Worker } from "../../src/index.ts";
 import { ONCE_HEADER, onceHeader } from "../../src/beat/once.ts";
 
 vi.setConfig({ testTimeout: 20_000 });
-
-interface Line {
-  msg: string;
-  level: string;
-  [field: string]: unknown;
-}
-
-function collecting(): { logger: Logger; lines: Line[] } {
-  const lines: Line[] = [];
-  const keep =
-    (level: string) =>
-    (msg: string, fields: Record<string, unknown> = {}): void => {
-      lines.push({ ...fields, msg, level });
-    };
-  return {
-    logger: { debug: keep("debug"), info: keep("info"), warn: keep("warn"), error: keep("error") },
-    lines,
-  };
-}
 
 async function until(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -61,7 +42,8 @@ async function setup(store: CoordinationStore | undefined) {
     const { id } = currentTask();
     runs.set(id, (runs.get(id) ?? 0) + 1);
   });
-  const { logger, lines } = collecting();
+  const logger = captureLogger();
+  const { lines } = logger;
   const worker = createWorker({
     broker: createMemoryTransport({ broker }),
     ...(store && { store }),
@@ -78,7 +60,8 @@ async function setup(store: CoordinationStore | undefined) {
     await producer.publish(encodeTaskMessage(message), { queue });
   };
   const settled = (): number =>
-    lines.filter((l) => l.msg === "task succeeded" || l.msg.startsWith("beat tick already")).length;
+    lines.filter((l) => l.message === "task succeeded" || l.message.startsWith("beat tick already"))
+      .length;
   return { runs, lines, send, settled };
 }
 
@@ -92,8 +75,8 @@ describe("a tick's claim on celery-ts workers", () => {
     await send(id, onceHeader(id, undefined)); // the copy a new leader sent again
     await until(() => settled() === 2, "both copies settled");
     expect(runs.get(id)).toBe(1);
-    expect(lines.filter((l) => l.msg.startsWith("beat tick already claimed"))).toMatchObject([
-      { level: "info", id, claim: id },
+    expect(lines.filter((l) => l.message.startsWith("beat tick already claimed"))).toMatchObject([
+      { level: "info", fields: { id, claim: id } },
     ]);
     // The claim names the copy that ran, and lasts the header's ttl (an hour by default).
     expect(await store.get(`once:${id}`)).toBe(first[ONCE_HEADER]!.copy);
@@ -121,7 +104,7 @@ describe("a tick's claim on celery-ts workers", () => {
     expect(ids.map((id) => runs.get(id))).toEqual([2, 2]);
     const warnings = lines.filter((l) => l.level === "warn");
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]!.msg).toMatch(/beat ticks on this broker may run twice.*--store/);
+    expect(warnings[0]!.message).toMatch(/beat ticks on this broker may run twice.*--store/);
   });
 
   it("the claim lasts the entry's expires longer", () => {
