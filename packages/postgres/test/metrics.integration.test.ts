@@ -2,9 +2,8 @@
 // the PostgreSQL transport (`onConnectionEvent`); the loss is real: the server ends the sessions
 // of this test's worker (found by the application_name its URL sets), and no other session.
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { createClient } from "@celery-ts/client";
-import { defineTask, type ConnectionEvent } from "@celery-ts/core";
+import { defineTask, silentLogger, type ConnectionEvent, type Logger } from "@celery-ts/core";
 import { createWorker } from "@celery-ts/worker";
 import pg from "pg";
 import { afterAll, expect, it } from "vitest";
@@ -35,14 +34,6 @@ async function terminate(): Promise<number> {
   return rows.filter((r) => r.ok).length;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 const add = defineTask("metrics.add", (a: number, b: number) => a + b);
 
 it("counts the pool's and the LISTEN connection's losses and reconnects, and serves them to a scrape", async () => {
@@ -51,14 +42,22 @@ it("counts the pool's and the LISTEN connection's losses and reconnects, and ser
   const transport = createPostgresTransport({ url: url.toString(), schema });
   const events: ConnectionEvent[] = [];
   const stopListening = transport.onConnectionEvent!((event) => events.push(event));
-  const port = await freePort();
+  // Port 0: the system picks one; the worker logs its endpoint's URL.
+  let endpoint = "";
+  const logger: Logger = {
+    ...silentLogger,
+    info: (msg, fields) => {
+      if (msg === "metrics endpoint listening") endpoint = String(fields?.url);
+    },
+  };
   const queue = `metrics-${randomUUID()}`;
   const worker = createWorker({
     broker: transport,
     backend: createPostgresBackend({ url: PG_URL, schema }),
     tasks: [add],
     queues: [queue],
-    metricsPort: port,
+    metricsPort: 0,
+    logger,
     remoteControl: false,
     heartbeat: false,
   });
@@ -66,8 +65,7 @@ it("counts the pool's and the LISTEN connection's losses and reconnects, and ser
     broker: createPostgresTransport({ url: PG_URL, schema }),
     backend: createPostgresBackend({ url: PG_URL, schema }),
   });
-  const scrape = async (): Promise<string> =>
-    (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const scrape = async (): Promise<string> => (await fetch(endpoint)).text();
   try {
     await worker.start();
     expect(
