@@ -82,6 +82,15 @@ export interface RedisTransportOptions extends DeliveryLimitOptions {
    * @default 5
    */
   offlineTimeout?: number;
+  /**
+   * How many reconnect attempts in a row (with backoff, 0.1 s up to 3 s) a lost connection may
+   * fail before it gives up: consuming then ends with a `CONNECTION` error that says so (a worker
+   * stops). A publish or an acknowledgement after that tries once more. The same option as
+   * `@celery-ts/amqp`'s. Applies to the connections celery-ts makes (not to a client given as
+   * `connection`, which keeps its own `retryStrategy`).
+   * @default Infinity (keep trying however long Redis is away), or the URL's `?reconnect_attempts=`
+   */
+  reconnectAttempts?: number;
   /** Where connection losses, recoveries and restored messages are reported. @default silentLogger */
   logger?: Logger;
 }
@@ -110,7 +119,7 @@ interface ConsumerLinks {
 function resolveOptions(options: RedisTransportOptions | string) {
   const opts: RedisTransportOptions =
     typeof options === "string" ? { connection: options } : options;
-  const resolved = resolveConnection(opts.connection);
+  const resolved = resolveConnection(opts.connection, opts.reconnectAttempts);
   const visibilityTimeout = durationOption(
     PKG,
     "visibilityTimeout",
@@ -170,21 +179,27 @@ function createRecovery(
   return { restorer, liveness };
 }
 
+/** One of a consumer's own connections, a duplicate of the main one. */
+function consumerLink(o: ReturnType<typeof resolveOptions>, role: "consumer" | "wake-up"): Link {
+  const { resolved } = o;
+  return new Link(duplicateClient(resolved.client, role), {
+    role,
+    target: resolved.target,
+    logger: o.logger,
+    owned: true,
+    what: "transport",
+    onEvent: o.connectionEvents.emit,
+    reconnectAttempts: resolved.reconnectAttempts,
+    // Out of reconnect attempts, the takes fail for good: consume() ends.
+    final: role === "consumer",
+  });
+}
+
 /** The consumer's own connections: takes, and wake-ups through client tracking. */
 function openConsumerLinks(o: ReturnType<typeof resolveOptions>): ConsumerLinks {
-  const { logger, resolved } = o;
-  const link = (role: "consumer" | "wake-up") =>
-    new Link(duplicateClient(resolved.client, role), {
-      role,
-      target: resolved.target,
-      logger,
-      owned: true,
-      what: "transport",
-      onEvent: o.connectionEvents.emit,
-    });
-  const take = link("consumer");
-  const subscriber = link("wake-up");
-  return { take, subscriber, wake: createWakeUp(take, subscriber, logger) };
+  const take = consumerLink(o, "consumer");
+  const subscriber = consumerLink(o, "wake-up");
+  return { take, subscriber, wake: createWakeUp(take, subscriber, o.logger) };
 }
 
 /**
@@ -312,6 +327,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
     owned: resolved.owned,
     what: "transport",
     onEvent: o.connectionEvents.emit,
+    reconnectAttempts: resolved.reconnectAttempts,
   });
   /** A command on the main connection, waiting a bounded time for it; errors mapped. */
   const command = <T>(work: (client: Redis) => Promise<T>): Promise<T> =>
@@ -322,6 +338,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
     keys,
     target,
     command,
+    mapError: (error) => main.map(error),
     ensureOpen: kit.ensureOpen,
     deadLetters: o.deadLetters !== undefined,
   });
