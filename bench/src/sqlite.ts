@@ -122,8 +122,7 @@ is synchronous). Medians of ${ROUNDS} interleaved rounds, ± half their range; r
 storing every result; plainjob workers run one job at a time, store no result and poll every 10 ms
 when idle (its default is 1 s), on node:sqlite through its better-sqlite3 connection shape. SQLite
 has one writer at a time: plainjob commits each add, claim and "done" on its own; celery-ts commits
-the sends, results and acks of one event-loop turn together, writes a task's result, its ack and
-the next claim in one transaction (broker and backend share the file), and claims for up to a
-quarter of its prefetch at once.`,
+the sends, results and acks of one event-loop turn together, and claims for up to a quarter of its
+prefetch at once.`,
   };
 }

@@ -13,7 +13,6 @@ import type Database from "better-sqlite3";
 import { sqliteChords } from "./internal/chords.ts";
 import { createConnection } from "./internal/connection.ts";
 import { closedError, PKG } from "./internal/errors.ts";
-import { prepareResult } from "./internal/prepared-store.ts";
 import { decodeRow, ResultPoller, type ResultRow } from "./internal/result-poller.ts";
 
 export interface SqliteBackendOptions {
@@ -56,7 +55,6 @@ CREATE INDEX IF NOT EXISTS celery_ts_results_expiry ON celery_ts_results (expire
 const SWEEP_INTERVAL_MS = 60_000;
 
 type Row = ResultRow;
-type Statements = ReturnType<typeof prepare>;
 
 function prepare(db: Database.Database) {
   return {
@@ -135,19 +133,6 @@ export function createSqliteBackend(options: SqliteBackendOptions): ResultBacken
     readyAmong,
   });
   let nextSweepAt = 0;
-  /** What `store()` writes, encoded now (an unencodable value throws here). */
-  const resultWrite = (taskId: string, meta: ResultMeta, store: StoreOptions) => {
-    const expiresAt = Date.now() + toMs(expiryOption(store.expires, defaultExpiry));
-    const encoded = encodeJson(meta);
-    const ready = isReadyState(meta.status) ? 1 : 0;
-    return (s: Statements): void => {
-      s.upsert.run(taskId, encoded, ready, expiresAt);
-      const now = Date.now();
-      if (now < nextSweepAt) return;
-      nextSweepAt = now + SWEEP_INTERVAL_MS;
-      s.sweep.run(now);
-    };
-  };
 
   return {
     name: "sqlite",
@@ -163,14 +148,19 @@ export function createSqliteBackend(options: SqliteBackendOptions): ResultBacken
       poller.close(closedError("result backend"));
     },
     async store(taskId: string, meta: ResultMeta, store: StoreOptions = {}) {
+      const expiresAt = Date.now() + toMs(expiryOption(store.expires, defaultExpiry));
+      const encoded = encodeJson(meta);
+      const now = Date.now();
+      const sweep = now >= nextSweepAt;
+      if (sweep) nextSweepAt = now + SWEEP_INTERVAL_MS;
       // In the file's group commit: the results and acks of one event-loop turn share one write.
-      await connection.write(resultWrite(taskId, meta, store), { notify: "results" });
-    },
-    // For a SQLite transport on this file: the result written in its ack's transaction.
-    prepareStore(taskId, meta, store = {}) {
-      if (connection.closed) throw closedError("result backend");
-      const write = resultWrite(taskId, meta, store);
-      return prepareResult(taskId, { path: connection.path, run: () => connection.use(write) });
+      await connection.write(
+        (s) => {
+          s.upsert.run(taskId, encoded, isReadyState(meta.status) ? 1 : 0, expiresAt);
+          if (sweep) s.sweep.run(now);
+        },
+        { notify: "results" },
+      );
     },
     async get(taskId) {
       return connection.use((s) => {

@@ -1,7 +1,6 @@
 import {
   silentLogger,
   type Logger,
-  type PreparedStore,
   type PublishOptions,
   type Transport,
   type TransportCapabilities,
@@ -31,7 +30,6 @@ import {
   replayDeadLetters,
 } from "./internal/dead-letters.ts";
 import { PKG } from "./internal/errors.ts";
-import { resultWriteFor } from "./internal/prepared-store.ts";
 import {
   asJson,
   dueMessages,
@@ -79,26 +77,17 @@ function sqlitePrimitives(
 ): DriverPrimitives<Handle> {
   const { maxMessageBytes, deadLetters } = limits;
   const schedule = deadLetters && new TrimSchedule(deadLetters);
-  const claimIn = (s: Statements, request: ClaimRequest, limit: number): Reserved[] =>
-    // Look before locking: an idle poll must not take the write lock that publishers need.
-    dueMessages(s, request, Date.now(), limit).length === 0
-      ? []
-      : s.claim.immediate(request, limit, visibilityMs, maxMessageBytes, (row) => {
-          const reason = oversizeReason(row.size, maxMessageBytes);
-          logger.error(`${PKG}: refused a message over the size limit`, { reason });
-          killRow(s.dead, row, reason, deadLetters, schedule);
-        });
-  /** The ack, with the result a backend on this file prepared: one write, in the group commit. */
-  const ackWith = (s: Statements, { id, tag }: Handle, result: PreparedStore | undefined): void => {
-    const write = resultWriteFor(result, connection.path);
-    if (!write) return void s.ack.run(id, tag);
-    s.atomically.immediate(() => {
-      s.ack.run(id, tag);
-      write.run();
-    });
-  };
-  const notifyFor = (result: PreparedStore | undefined) =>
-    resultWriteFor(result, connection.path) ? { notify: "results" as const } : {};
+  const claimDue = (request: ClaimRequest, limit: number): Reserved[] =>
+    connection.use((s) =>
+      // Look before locking: an idle poll must not take the write lock that publishers need.
+      dueMessages(s, request, Date.now(), limit).length === 0
+        ? []
+        : s.claim.immediate(request, limit, visibilityMs, maxMessageBytes, (row) => {
+            const reason = oversizeReason(row.size, maxMessageBytes);
+            logger.error(`${PKG}: refused a message over the size limit`, { reason });
+            killRow(s.dead, row, reason, deadLetters, schedule);
+          }),
+    );
   const putBack = (handles: readonly Handle[]): void => {
     connection.use((s) => s.requeue.run(...asJson(handles)));
     notifyChange(connection.path, "messages");
@@ -106,41 +95,24 @@ function sqlitePrimitives(
   return {
     open(queues): MessageSource<Handle> {
       const request: ClaimRequest = { queues, queuesJson: JSON.stringify(queues) };
-      const delivered = (rows: Reserved[]) => ({
-        messages: rows.map((row) => ({
-          handle: { id: row.id, tag: row.tag },
-          deliveryTag: row.tag,
-          queue: row.queue,
-          raw: String(row.payload),
-          redelivered: row.delivered > 1,
-        })),
-      });
       return {
         async take({ max }) {
-          return delivered(connection.use((s) => claimIn(s, request, max)));
-        },
-        // The ack, its result and the next claim in one transaction: a worker fed one task at a
-        // time commits twice per task (the claim, then the rest) where it committed three times.
-        // Now, not at the end of the turn: the claim must not wait for the group commit.
-        async ackAndTake(handle, result, { max }) {
-          const rows = await connection.write(
-            (s) =>
-              s.atomically.immediate(() => {
-                ackWith(s, handle, result);
-                return claimIn(s, request, max);
-              }) as Reserved[],
-            { ...notifyFor(result), now: true },
-          );
-          return delivered(rows);
+          const messages = claimDue(request, max).map((row) => ({
+            handle: { id: row.id, tag: row.tag },
+            deliveryTag: row.tag,
+            queue: row.queue,
+            raw: String(row.payload),
+            redelivered: row.delivered > 1,
+          }));
+          return { messages };
         },
         subscribe: (wake) => subscribeToChanges(connection.path, "messages", wake),
       };
     },
-    async ack(handle, result) {
+    async ack({ id, tag }) {
       // In the file's group commit: the acks and results of one event-loop turn share one write.
-      await connection.write((s) => ackWith(s, handle, result), notifyFor(result));
+      await connection.write((s) => s.ack.run(id, tag));
     },
-    carries: (result) => resultWriteFor(result, connection.path) !== undefined,
     async requeue(handle) {
       putBack([handle]);
     },

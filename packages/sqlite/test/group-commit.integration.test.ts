@@ -47,21 +47,4 @@ describe("sqlite group commit", () => {
     expect(b.db.open).toBe(false);
     expect(rows()).toEqual([{ x: 7 }]);
   });
-
-  it("commits a write made now at once, unless writes wait: then after them, in their commit", async () => {
-    const shared = acquire();
-    shared.db.exec("CREATE TABLE t (x INTEGER UNIQUE)");
-    const insert = shared.db.prepare("INSERT INTO t (x) VALUES (?)");
-    const alone = shared.write(() => insert.run(1), undefined, true);
-    // Committed before this turn ends: another connection sees it already.
-    expect(rows()).toEqual([{ x: 1 }]);
-    await alone;
-    const order: number[] = [];
-    const queued = shared.write(() => order.push(insert.run(2).changes * 2), undefined);
-    const now = shared.write(() => order.push(insert.run(3).changes * 3), undefined, true);
-    expect(rows()).toEqual([{ x: 1 }]);
-    await Promise.all([queued, now]);
-    expect(order).toEqual([2, 3]);
-    expect(rows()).toEqual([{ x: 1 }, { x: 2 }, { x: 3 }]);
-  });
 });

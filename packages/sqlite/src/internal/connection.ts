@@ -28,9 +28,8 @@ export interface Connection<S> {
   /**
    * Runs `work` in the file's next group commit (see `SharedDb.write`); resolves once committed.
    * With `notify`, that topic's listeners here, and all in other processes, are woken after it.
-   * With `now`, it runs at once when no write is waiting for the group commit.
    */
-  write<T>(work: (statements: S) => T, options?: { notify?: Topic; now?: boolean }): Promise<T>;
+  write<T>(work: (statements: S) => T, options?: { notify?: Topic }): Promise<T>;
   /** Idempotent. */
   close(): void;
 }
@@ -79,9 +78,9 @@ export function createConnection<S extends object>(options: ConnectionOptions<S>
         throw mapSqliteError(error, path);
       }
     },
-    async write(work, { notify, now = false } = {}) {
+    async write(work, { notify } = {}) {
       const s = statements();
-      return opened!.shared.write(() => work(s), notify, now);
+      return opened!.shared.write(() => work(s), notify);
     },
     close() {
       closed = true;

@@ -44,12 +44,9 @@ export interface SharedDb {
   /**
    * Runs `run` in the next group commit: the writes queued in one event-loop turn share one
    * transaction (one WAL append, one lock), each in a savepoint of its own, so a failing write
-   * fails alone. Resolves once the transaction is committed. With `now`, and no write waiting
-   * for the group commit, `run` is committed at once, on its own: a write that other work waits
-   * for (a worker's next claim) does not wait for the end of the turn; with writes waiting, it
-   * joins them, so it never commits before a write queued earlier.
+   * fails alone. Resolves once the transaction is committed.
    */
-  write<T>(run: () => T, notify: Topic | undefined, now?: boolean): Promise<T>;
+  write<T>(run: () => T, notify: Topic | undefined): Promise<T>;
   release(): void;
 }
 
@@ -133,10 +130,9 @@ export function acquireSharedDb(path: string): SharedDb {
   let released = false;
   return {
     db: shared.db,
-    write<T>(run: () => T, notify: Topic | undefined, now = false): Promise<T> {
+    write<T>(run: () => T, notify: Topic | undefined): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         shared.queue.push({ run, notify, resolve: resolve as (value: unknown) => void, reject });
-        if (now && shared.queue.length === 1) return flush(path, shared);
         if (shared.scheduled) return;
         shared.scheduled = true;
         setImmediate(() => flush(path, shared));

@@ -150,9 +150,7 @@ export function prepare(db: Database.Database) {
       for (const row of rows) statements.insert.run(...row);
     },
   );
-  /** Runs `work` in one transaction (a savepoint inside the group commit's). */
-  const atomically = db.transaction((work: () => unknown) => work());
-  return { ...statements, dead, claim, insertMany, atomically };
+  return { ...statements, dead, claim, insertMany };
 }
 
 /** Rows as the `json_each` parameters of `renew` and `requeue`: their ids, then their tags. */
