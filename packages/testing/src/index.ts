@@ -34,3 +34,5 @@ export { atomicPublishConformance } from "./atomic-publish-suite.ts";
 export type { AtomicPublishHarness } from "./atomic-publish-suite.ts";
 export type { StoreHarness } from "./store-suite.ts";
 export { deleteRedisPrefix } from "./redis-keys.ts";
+export { captureLogger } from "./capture-logger.ts";
+export type { CapturedLine } from "./capture-logger.ts";

@@ -86,6 +86,8 @@ export interface Received {
   at: number;
   /** The `origin` header: `gen<pid>@<host>` of the process that sent it. */
   origin: string | null;
+  /** Whether it carries the claim (`celery_ts_once`) of a tick sent in two steps. */
+  claim: boolean;
 }
 
 /** The task of the marker `drained()` publishes: never counted as received. */
@@ -111,8 +113,17 @@ export function receive(
     (delivery) => {
       if (delivery.message) {
         const { headers } = decodeTaskMessage(delivery.message);
+<<<<<<< HEAD
         if (headers.task === MARKER_TASK) markers.add(headers.id);
         else received.push({ id: headers.id, at: Date.now(), origin: headers.origin });
+=======
+        received.push({
+          id: headers.id,
+          at: Date.now(),
+          origin: headers.origin,
+          claim: headers.celery_ts_once !== undefined,
+        });
+>>>>>>> main
       }
       unacked++;
       void delivery.ack().finally(() => unacked--);
