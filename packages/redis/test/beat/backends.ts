@@ -113,17 +113,15 @@ export function receive(
     (delivery) => {
       if (delivery.message) {
         const { headers } = decodeTaskMessage(delivery.message);
-<<<<<<< HEAD
         if (headers.task === MARKER_TASK) markers.add(headers.id);
-        else received.push({ id: headers.id, at: Date.now(), origin: headers.origin });
-=======
-        received.push({
-          id: headers.id,
-          at: Date.now(),
-          origin: headers.origin,
-          claim: headers.celery_ts_once !== undefined,
-        });
->>>>>>> main
+        else {
+          received.push({
+            id: headers.id,
+            at: Date.now(),
+            origin: headers.origin,
+            claim: headers.celery_ts_once !== undefined,
+          });
+        }
       }
       unacked++;
       void delivery.ack().finally(() => unacked--);
