@@ -32,3 +32,5 @@ export type { TestServers } from "./test-servers.ts";
 export { storeConformance } from "./store-suite.ts";
 export type { StoreHarness } from "./store-suite.ts";
 export { deleteRedisPrefix } from "./redis-keys.ts";
+export { spawnCollecting, waitUntil } from "./spawn-collecting.ts";
+export type { CollectingChild, SpawnCollectingOptions, SpawnExit } from "./spawn-collecting.ts";
