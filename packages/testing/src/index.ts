@@ -32,5 +32,10 @@ export type { TestServers } from "./test-servers.ts";
 export { storeConformance } from "./store-suite.ts";
 export type { StoreHarness } from "./store-suite.ts";
 export { deleteRedisPrefix } from "./redis-keys.ts";
-export { spawnCollecting, waitUntil } from "./spawn-collecting.ts";
+export {
+  NODE_COMPILE_CACHE_DIR,
+  spawnCollecting,
+  waitUntil,
+  withCompileCache,
+} from "./spawn-collecting.ts";
 export type { CollectingChild, SpawnCollectingOptions, SpawnExit } from "./spawn-collecting.ts";
