@@ -2,9 +2,10 @@
 // coordination store in the broker's database (the broker's URL names it).
 import { randomUUID } from "node:crypto";
 import { createClient } from "@celery-ts/client";
-import { sleep } from "@celery-ts/core/driver";
 import {
+  createTaskMessage,
   decodeTaskMessage,
+  encodeTaskMessage,
   declareTask,
   defineTask,
   resolveStore,
@@ -22,7 +23,6 @@ const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
-
 
 describe("beat on PostgreSQL", () => {
   it("two instances send each one-second tick once, and the other takes over when one stops", async () => {
@@ -60,7 +60,17 @@ describe("beat on PostgreSQL", () => {
     const after = received.length;
     await expect.poll(() => received.length, { timeout: 15_000 }).toBeGreaterThanOrEqual(after + 3);
     await Promise.all(beats.map((b) => b.stop()));
-    await sleep(500); // the last tick reaches the consumer
+    // Every tick sent has reached the consumer once a marker sent after them has (the queue is
+    // delivered in order): waited for, not a fixed pause.
+    const marker = createTaskMessage({ task: "pg.marker" });
+    await consumer.publish(encodeTaskMessage(marker), { queue });
+    await expect
+      .poll(() => received.some((r) => r.id === marker.headers.id), { timeout: 15_000 })
+      .toBe(true);
+    received.splice(
+      received.findIndex((r) => r.id === marker.headers.id),
+      1,
+    );
 
     const tickOf = new Map<string, number>();
     for (let t = Math.floor(began / 1000) * 1000 - 10_000; t <= Date.now(); t += 1000) {

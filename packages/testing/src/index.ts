@@ -32,10 +32,6 @@ export type { TestServers } from "./test-servers.ts";
 export { storeConformance } from "./store-suite.ts";
 export type { StoreHarness } from "./store-suite.ts";
 export { deleteRedisPrefix } from "./redis-keys.ts";
-export {
-  NODE_COMPILE_CACHE_DIR,
-  spawnCollecting,
-  waitUntil,
-  withCompileCache,
-} from "./spawn-collecting.ts";
+export { NODE_COMPILE_CACHE_DIR, spawnCollecting, withCompileCache } from "./spawn-collecting.ts";
+export { waitUntil } from "./wait-until.ts";
 export type { CollectingChild, SpawnCollectingOptions, SpawnExit } from "./spawn-collecting.ts";
