@@ -75,6 +75,20 @@ export async function processing(
   count: number,
   workerOptions: Partial<WorkerOptions> = {},
 ): Promise<number> {
+  return (await processingCost(setup, concurrency, count, workerOptions)).perSecond;
+}
+
+/**
+ * As `processing()`, with the CPU time this process spent per task meanwhile (the worker, start-up
+ * included): on a shared machine, where the rate moves with the other sessions' load, CPU time
+ * moves far less.
+ */
+export async function processingCost(
+  setup: Setup,
+  concurrency: number,
+  count: number,
+  workerOptions: Partial<WorkerOptions> = {},
+): Promise<{ perSecond: number; cpuMicrosPerTask: number }> {
   const queue = await setup.fresh();
   await enqueue(setup.broker, queue, count, true);
   const logger = countingLogger();
@@ -87,12 +101,14 @@ export async function processing(
     logger,
     ...workerOptions,
   });
+  const cpu = process.cpuUsage();
   const ms = await timed(async () => {
     await worker.start();
     await until(() => logger.succeeded, count);
   });
+  const used = process.cpuUsage(cpu);
   await worker.stop();
-  return perSecond(count, ms);
+  return { perSecond: perSecond(count, ms), cpuMicrosPerTask: (used.user + used.system) / count };
 }
 
 /** Send, then await the result, `rounds` times in a row, with a worker at concurrency 1. */

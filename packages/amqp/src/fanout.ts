@@ -9,10 +9,15 @@ import {
   type WireMessage,
 } from "@celery-ts/core";
 import type { Channel } from "amqplib";
-import { createConnectionManager, type Session } from "./internal/connection.ts";
+import {
+  createConnectionManager,
+  type ConnectionManager,
+  type Session,
+} from "./internal/connection.ts";
 import { closedError } from "./internal/errors.ts";
 import { encodeFieldTable } from "./internal/field-table.ts";
 import { fromAmqpMessage, toAmqpMessage } from "./internal/message.ts";
+import { reattach } from "./internal/reattach.ts";
 import { resolveConnection, type ConnectionOptions } from "./internal/options.ts";
 
 export interface AmqpBroadcastOptions extends ConnectionOptions {
@@ -25,7 +30,10 @@ interface Subscription {
   queue: BroadcastQueue;
   bindingKey: string;
   onMessage: (delivery: BroadcastDelivery) => void;
+  /** Set once consuming; gone with the connection (or the channel). */
   channel?: Channel;
+  /** The session the subscription is being set up on again, while it is. */
+  reattaching?: Session;
 }
 
 const PUBLISH_TIMEOUT_MS = 10_000;
@@ -46,11 +54,30 @@ const declareBroadcastExchange = (session: Session, exchange: ExchangeRef): Prom
     },
   );
 
-/** Declares the subscription's queue (kombu's expiry and message TTL), binds it and consumes. */
-async function listen(session: Session, sub: Subscription, logger: Logger): Promise<void> {
+/**
+ * Declares the subscription's queue (kombu's expiry and message TTL), binds it and consumes; the
+ * channel is the subscription's once consuming (closed if any step fails). `lost` is called if
+ * the channel closes while the connection stays.
+ */
+async function listen(
+  session: Session,
+  sub: Subscription,
+  logger: Logger,
+  lost: (channel: Channel) => void = () => undefined,
+): Promise<void> {
   await declareBroadcastExchange(session, sub.exchange);
   const channel = await session.channel();
+  try {
+    await consume(channel, sub, logger);
+  } catch (error) {
+    await channel.close().catch(() => undefined);
+    throw error;
+  }
   sub.channel = channel;
+  channel.on("close", () => lost(channel));
+}
+
+async function consume(channel: Channel, sub: Subscription, logger: Logger): Promise<void> {
   const args: Record<string, unknown> = {};
   if (sub.queue.expires !== undefined) args["x-expires"] = Math.round(sub.queue.expires * 1000);
   if (sub.queue.messageTtl !== undefined) {
@@ -65,7 +92,9 @@ async function listen(session: Session, sub: Subscription, logger: Logger): Prom
   await channel.consume(
     sub.queue.name,
     (message) => {
-      if (!message) return;
+      // null: the server cancelled the consumer (the queue was deleted); closing the channel
+      // makes the subscription listen again.
+      if (!message) return void channel.close().catch(() => undefined);
       const decoded = fromAmqpMessage(message);
       if (!decoded.message) {
         logger.warn("amqp: dropped an unreadable broadcast message", {
@@ -78,6 +107,50 @@ async function listen(session: Session, sub: Subscription, logger: Logger): Prom
     },
     { noAck: true },
   );
+}
+
+/** What a broadcast's subscriptions need to be set up again. */
+interface Relistening {
+  manager: ConnectionManager;
+  logger: Logger;
+  subscriptions: Set<Subscription>;
+  closed(): boolean;
+}
+
+/**
+ * Sets subscriptions up again: after a reconnect, or when a channel closes while the connection
+ * stays (the queue was deleted). Retried as the connection is re-established (its backoff, at
+ * most its `reconnectAttempts` in a row); then logged as an error, and tried again after the
+ * next reconnect.
+ */
+function relistening(ctx: Relistening) {
+  const { manager, logger, subscriptions } = ctx;
+  const relisten = (session: Session, sub: Subscription): void => {
+    if (sub.reattaching === session) return;
+    sub.reattaching = session;
+    reattach({
+      policy: manager.retryPolicy,
+      logger,
+      what: `remote control: listen for broadcasts on "${sub.queue.name}" again`,
+      wanted: () => !ctx.closed() && subscriptions.has(sub) && session.alive && !sub.channel,
+      attempt: () => listen(session, sub, logger, (channel) => channelLost(session, sub, channel)),
+    })
+      .catch((error: unknown) =>
+        logger.error("amqp: remote control stopped listening for broadcasts until a reconnect", {
+          queue: sub.queue.name,
+          error: String(error),
+        }),
+      )
+      .finally(() => {
+        if (sub.reattaching === session) delete sub.reattaching;
+      });
+  };
+  const channelLost = (session: Session, sub: Subscription, channel: Channel): void => {
+    if (sub.channel !== channel) return;
+    delete sub.channel;
+    if (!ctx.closed() && subscriptions.has(sub) && session.alive) relisten(session, sub);
+  };
+  return { relisten, channelLost };
 }
 
 /**
@@ -100,20 +173,18 @@ export function createAmqpBroadcast(options: AmqpBroadcastOptions | string = {})
   let closed = false;
 
   const ensureOpen = (): void => void (closed && throwClosed());
+  const { relisten, channelLost } = relistening({
+    manager,
+    logger,
+    subscriptions,
+    closed: () => closed,
+  });
 
   const keepListening = (): void => {
     if (unsubscribe) return;
     unsubscribe = manager.subscribe({
       up: (session) => {
-        for (const sub of subscriptions) {
-          if (sub.channel) continue;
-          listen(session, sub, logger).catch((error: unknown) =>
-            logger.warn("amqp: could not listen for broadcasts again", {
-              queue: sub.queue.name,
-              error: String(error),
-            }),
-          );
-        }
+        for (const sub of subscriptions) if (!sub.channel) relisten(session, sub);
       },
       down: () => {
         for (const sub of subscriptions) delete sub.channel;
@@ -153,7 +224,7 @@ export function createAmqpBroadcast(options: AmqpBroadcastOptions | string = {})
       ensureOpen();
       const sub: Subscription = { exchange, queue, bindingKey, onMessage };
       const session = await manager.open();
-      await listen(session, sub, logger);
+      await listen(session, sub, logger, (channel) => channelLost(session, sub, channel));
       subscriptions.add(sub);
       keepListening();
       return {

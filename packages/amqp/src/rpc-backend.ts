@@ -65,7 +65,6 @@ interface RpcConnection {
   /** False when the connection is a transport's (closing the backend leaves it open). */
   owns: boolean;
   publishTimeoutMs: number;
-  reconnectDelayMs: number;
 }
 
 /** The backend's connection: the broker transport's, or its own. */
@@ -77,7 +76,6 @@ function rpcConnection(options: RpcBackendOptions, logger: Logger): RpcConnectio
       manager: createConnectionManager({ ...connection, logger, what: "rpc backend" }),
       owns: true,
       publishTimeoutMs: toMs(publishTimeout),
-      reconnectDelayMs: toMs(connection.reconnectInitialDelay),
     };
   }
   const internals = internalsOf(options.broker);
@@ -92,7 +90,6 @@ function rpcConnection(options: RpcBackendOptions, logger: Logger): RpcConnectio
     owns: false,
     publishTimeoutMs:
       options.publishTimeout === undefined ? internals.publishTimeoutMs : toMs(publishTimeout),
-    reconnectDelayMs: 100,
   };
 }
 
@@ -156,7 +153,6 @@ export function createRpcBackend(options: RpcBackendOptions = {}): RpcBackend {
     replyQueue,
     expiresMs: toMs(expires),
     maxCached,
-    reconnectDelayMs: connection.reconnectDelayMs,
   });
   let closed = false;
   const ensureOpen = (): void => {

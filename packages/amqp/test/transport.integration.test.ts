@@ -307,6 +307,46 @@ describe("broadcast queues", () => {
   });
 });
 
+describe("onConsuming", () => {
+  it("is called once every queue's basic.consume is confirmed: a broadcast queue gets a message published at that moment", async () => {
+    const name = unique("broadcast-live");
+    const queue = unique("live");
+    admin.trackExchange(name);
+    admin.trackCeleryQueue(queue);
+    const options = { queues: { [name]: { broadcast: true } } };
+    const [consumerSide, producer] = [t.connect(options), t.connect(options)];
+    await producer.connect();
+    // Declares the exchange, so that a publish before the consumer's queue is bound is dropped.
+    await producer.publish(message({ args: ["before"] }), { queue: name });
+    const received: Delivery[] = [];
+    const controller = new AbortController();
+    let calls = 0;
+    let sent: Promise<void> | undefined;
+    const done = consumerSide.consume([queue, name], (delivery) => received.push(delivery), {
+      prefetch: 10,
+      signal: controller.signal,
+      onConsuming: () => {
+        calls++;
+        // At once: a consumer called live before its broadcast queue is bound loses this one.
+        sent ??= producer.publish(message({ args: ["to all"] }), { queue: name });
+      },
+    });
+    try {
+      await until(() => calls > 0, 15_000, "onConsuming");
+      await sent;
+      expect(await admin.consumerCount(queue)).toBe(1);
+      await until(() => received.length === 1, 10_000, "the broadcast message");
+      expect(received[0]?.queue).toBe(name);
+      expect(decodeTaskMessage(received[0]!.message!).args).toEqual(["to all"]);
+      await received[0]?.ack();
+      expect(calls).toBe(1);
+    } finally {
+      controller.abort();
+      await done;
+    }
+  });
+});
+
 describe("priorities", () => {
   it("serves 9 first and 0 last on a queue declared with x-max-priority", async () => {
     const queue = unique("priority");

@@ -106,6 +106,22 @@ describe("amqp:// URLs, read as kombu reads them", () => {
     );
   });
 
+  it("reads reconnect_attempts (the reconnectAttempts option; the option wins)", async () => {
+    expect(parseAmqpUrl("amqp://h//?reconnect_attempts=20").reconnectAttempts).toBe(20);
+    for (const bad of ["0", "2.5", "many"]) {
+      expect(
+        configErrorOf(() => parseAmqpUrl(`amqp://h//?reconnect_attempts=${bad}`)).message,
+      ).toMatch(/reconnect_attempts .* must be a whole number of 1 or more/);
+    }
+    const { resolveConnection } = await import("../src/internal/options.ts");
+    expect(resolveConnection({ url: "amqp://h//?reconnect_attempts=3" }).reconnectAttempts).toBe(3);
+    expect(
+      resolveConnection({ url: "amqp://h//?reconnect_attempts=3", reconnectAttempts: 7 })
+        .reconnectAttempts,
+    ).toBe(7);
+    expect(resolveConnection({ url: "amqp://h//" }).reconnectAttempts).toBe(Infinity);
+  });
+
   it("never shows the password in an error", () => {
     const error = configErrorOf(() => parseAmqpUrl("amqp://bob:hunter2@h//?x=1"));
     expect(error.message).not.toContain("hunter2");

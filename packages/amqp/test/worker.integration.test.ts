@@ -74,6 +74,28 @@ describe("the celery-ts worker on RabbitMQ", () => {
     expect(ran).toEqual(["a", "b", "c", "later"]);
   });
 
+  it("start() resolves once the consumers are live: a task sent at once to a broadcast queue runs", async () => {
+    const queue = unique("worker-live");
+    admin.trackExchange(queue);
+    // A broadcast queue is the worker's own, made when it consumes: a message sent before it
+    // exists is dropped by RabbitMQ, so this fails if start() resolved before basic.consume-ok.
+    const options = { queues: { [queue]: { broadcast: true } } };
+    const { transport, backend } = setup(queue, options);
+    // The producer on a connection of its own, open before the worker starts, so that its
+    // publish is not queued behind the worker's consumer setup on one connection.
+    const producer = setup(queue, options).transport;
+    const client = createClient({ broker: producer, backend });
+    cleanups.push(() => client.close());
+    await producer.connect();
+    const echo = defineTask("amqp.echo", (text: string) => text, { queue });
+    await client.task(echo).delay("before"); // declares the exchange; no queue gets it
+    const worker = createWorker({ broker: transport, backend, tasks: [echo], queues: [queue] });
+    await worker.start();
+    cleanups.push(() => worker.stop());
+    const result = await client.task(echo).delay("live");
+    expect(await result.get({ timeout: 10 })).toBe("live");
+  });
+
   it("retries through the delay queues and acknowledges the old message", async () => {
     const queue = unique("worker-retry");
     const { transport, backend, client } = setup(queue);

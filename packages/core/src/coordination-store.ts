@@ -1,4 +1,6 @@
 import { CeleryTsError } from "./errors.ts";
+import type { PublishOptions, Transport } from "./transport.ts";
+import type { WireMessage } from "./task-message.ts";
 
 /**
  * A small, shared key-value store with the atomic operations that coordinate a fleet: beat's
@@ -64,6 +66,41 @@ export interface CoordinationStore {
    * The value of a key that is not a counter makes it reject.
    */
   increment(key: string, options?: IncrementOptions): Promise<number>;
+  /**
+   * Optional capability: publishing through `transport` and writing a key of this store in one
+   * atomic step on the server (see `AtomicPublisher`). Offered only when the store and the
+   * transport come from the same package and share one server and database (the same Redis
+   * database, SQLite file or PostgreSQL database); undefined otherwise, and then the caller
+   * publishes and records in two steps. Beat uses it to send each tick exactly once.
+   */
+  atomicPublisher?(transport: Transport): AtomicPublisher | undefined;
+}
+
+/** Publishes a message and writes a store key together: both happen, or neither. */
+export interface AtomicPublisher {
+  /**
+   * Publishes `message` as `transport.publish(message, options)` does (same layout, readable by
+   * every consumer of the queue), if and only if `compareAndSet(record.key, record.expected,
+   * record.value, { fence: record.fence })` succeeds, in one atomic step: a process killed during
+   * it leaves both or neither. Resolves to whether it published (false: the record or the fence
+   * did not match, and nothing was written). A rejection (a lost connection) may or may not have
+   * done both: read the key to know.
+   */
+  publishIfSet(
+    message: WireMessage,
+    options: PublishOptions,
+    record: RecordedWrite,
+  ): Promise<boolean>;
+}
+
+/** The compare-and-set an `AtomicPublisher` makes with its publish. */
+export interface RecordedWrite {
+  key: string;
+  /** The value the key must hold; undefined: it must be absent. */
+  expected: string | undefined;
+  value: string;
+  /** Write only while this fence holds (see `compareAndSet`). @default undefined (no fence) */
+  fence?: Fence;
 }
 
 export interface TtlOptions {

@@ -16,8 +16,7 @@ export interface EnvelopeRoute {
 
 export function encodeEnvelope(message: WireMessage, route: EnvelopeRoute): string {
   const properties = messageProperties(message.properties);
-  return encodeJson({
-    body: Buffer.from(message.body, "utf8").toString("base64"),
+  const rest = encodeJson({
     "content-encoding": message.contentEncoding,
     "content-type": message.contentType,
     headers: message.headers,
@@ -29,6 +28,9 @@ export function encodeEnvelope(message: WireMessage, route: EnvelopeRoute): stri
       delivery_tag: route.deliveryTag,
     },
   });
+  // Base64 needs no JSON escaping: the body goes in as it is, first as kombu writes it, which
+  // spares the encoder's scan of the envelope's longest string (a batch of events, a big task).
+  return `{"body": "${Buffer.from(message.body, "utf8").toString("base64")}", ${rest.slice(1)}`;
 }
 
 /** Properties the envelope owns; the rest belong to the message. */

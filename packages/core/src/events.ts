@@ -1,6 +1,10 @@
 import { hostname as osHostname, loadavg, type as osType } from "node:os";
 import type { Broadcast, BroadcastSubscription, ExchangeRef } from "./broadcast.ts";
-import { adjustClock, forwardClock, jsonWireMessage, parseJsonBody } from "./pidbox.ts";
+import { EventJson } from "./internal/event-json.ts";
+import { adjustClock, forwardClock, parseJsonBody } from "./pidbox.ts";
+import { JSON_CONTENT_TYPE, type WireMessage } from "./task-message.ts";
+
+export { utcOffsetHours } from "./internal/event-json.ts";
 
 /**
  * Celery's monitoring events: JSON dicts with `type` (`worker-heartbeat`, `task-succeeded`...),
@@ -24,11 +28,6 @@ export const SOFTWARE_INFO = {
   sw_ver: "0.1.0",
   sw_sys: osType() === "Linux" ? "Linux" : osType(),
 } as const;
-
-/** Hours west of UTC, as Celery's `utcoffset()` gives it. */
-export function utcOffsetHours(): number {
-  return Math.floor(new Date().getTimezoneOffset() / 60);
-}
 
 /** The 1, 5 and 15 minute load averages, rounded as Celery's `load_average()` does. */
 export function loadAverage(): [number, number, number] {
@@ -75,9 +74,13 @@ function groupOf(type: string): string {
   return dash === -1 ? type : type.slice(0, dash);
 }
 
-/** Events of one group waiting for their publish, and that publish once it began. */
+/** Events of one group waiting for their publish, as JSON text, and that publish once it began. */
 interface Batch {
-  events: CeleryEvent[];
+  /** `[`, then the pieces of the events' text, with `, ` between events. */
+  parts: string[];
+  count: number;
+  /** The first event's type: a batch of one goes as that event, on its own routing key. */
+  type: string;
   /** Resolves once the batch was published (or failed and was reported). */
   sent: Promise<void>;
   release(): void;
@@ -87,6 +90,10 @@ interface Batch {
  * Sends events as Celery's `EventDispatcher` does, batching the `bufferGroups` ones as its worker
  * does. Failures go to `onError` (a log line) and are otherwise dropped, as Celery drops what it
  * cannot send.
+ *
+ * Each event is written as JSON text when it is sent (see `EventJson`) into its batch, which is
+ * joined once when it goes: the events of a batch are encoded once, with no object per event, and
+ * an event that cannot be encoded is reported alone instead of failing its batch.
  */
 export function createEventPublisher(
   broadcast: Broadcast,
@@ -96,36 +103,35 @@ export function createEventPublisher(
   const buffered = new Set(options.bufferGroups ?? []);
   const limit = Math.max(1, options.bufferLimit ?? 24);
   const batches = new Map<string, Batch>();
+  const json = new EventJson(hostname);
   let tick: NodeJS.Immediate | undefined;
 
-  const publish = async (body: unknown, routingKey: string, type: string): Promise<void> => {
+  const publish = async (body: string, routingKey: string, type: string): Promise<void> => {
     try {
-      await broadcast.publish(EVENT_EXCHANGE, routingKey, jsonWireMessage(body, { hostname }));
+      await broadcast.publish(EVENT_EXCHANGE, routingKey, eventMessage(body, { hostname }));
     } catch (error) {
       options.onError?.(error, type);
     }
   };
 
   const batchOf = (group: string): Batch => {
-    const existing = batches.get(group);
-    if (existing) return existing;
-    const events: CeleryEvent[] = [];
-    let release!: () => void;
-    const sent = new Promise<void>((resolve) => {
-      release = () => {
-        batches.delete(group);
-        // One event goes as itself, so receivers bound to its own routing key see it too.
-        const [only] = events;
-        resolve(
-          events.length === 1 && only
-            ? publish(only, only.type.replaceAll("-", "."), only.type)
-            : publish(events, `${group}.multi`, `${group}-multi`),
-        );
-      };
-    });
-    const batch = { events, sent, release };
-    batches.set(group, batch);
+    let batch = batches.get(group);
+    if (!batch) {
+      batch = openBatch(group, publish, () => batches.delete(group));
+      batches.set(group, batch);
+    }
     return batch;
+  };
+
+  /** Writes the event into `out`; false (reported) when it cannot be encoded. */
+  const write = (out: string[], type: string, fields: Record<string, unknown>): boolean => {
+    try {
+      json.write(out, type, fields, forwardClock(), Date.now());
+      return true;
+    } catch (error) {
+      options.onError?.(error, type);
+      return false;
+    }
   };
 
   const releaseAll = (): Promise<void[]> => {
@@ -139,27 +145,67 @@ export function createEventPublisher(
   return {
     hostname,
     send(type, fields = {}) {
-      const event: CeleryEvent = {
-        hostname,
-        utcoffset: utcOffsetHours(),
-        pid: process.pid,
-        clock: forwardClock(),
-        ...fields,
-        timestamp: Date.now() / 1000,
-        type,
-      };
       const group = groupOf(type);
-      if (!buffered.has(group)) return publish(event, type.replaceAll("-", "."), type);
+      if (!buffered.has(group)) {
+        const out: string[] = [];
+        if (!write(out, type, fields)) return Promise.resolve();
+        return publish(out.join(""), type.replaceAll("-", "."), type);
+      }
       const batch = batchOf(group);
-      batch.events.push(event);
+      const mark = batch.parts.length;
+      if (batch.count > 0) batch.parts.push(", ");
+      if (!write(batch.parts, type, fields)) {
+        batch.parts.length = mark;
+        return Promise.resolve();
+      }
+      if (batch.count++ === 0) batch.type = type;
       // Celery's worker flushes on the next turn of its event loop, or once the buffer is full.
-      if (batch.events.length >= limit) batch.release();
+      if (batch.count >= limit) batch.release();
       else tick ??= setImmediate(() => void releaseAll());
       return batch.sent;
     },
     async flush() {
       await releaseAll();
     },
+  };
+}
+
+/** An empty batch of `group`; `release` calls `gone` and publishes what the batch holds. */
+function openBatch(
+  group: string,
+  publish: (body: string, routingKey: string, type: string) => Promise<void>,
+  gone: () => void,
+): Batch {
+  let release!: () => void;
+  const sent = new Promise<void>((resolve) => {
+    release = () => {
+      gone();
+      const { parts, count, type } = batch;
+      if (count === 0) {
+        // Its only event could not be encoded (and was reported).
+        resolve();
+      } else if (count === 1) {
+        // One event goes as itself, so receivers bound to its own routing key see it too.
+        parts[0] = "";
+        resolve(publish(parts.join(""), type.replaceAll("-", "."), type));
+      } else {
+        parts.push("]");
+        resolve(publish(parts.join(""), `${group}.multi`, `${group}-multi`));
+      }
+    };
+  });
+  const batch: Batch = { parts: ["["], count: 0, type: "", sent, release };
+  return batch;
+}
+
+/** An event message with its JSON text as body (transient, as kombu sends them). */
+function eventMessage(body: string, headers: Record<string, unknown>): WireMessage {
+  return {
+    body,
+    contentType: JSON_CONTENT_TYPE,
+    contentEncoding: "utf-8",
+    headers,
+    properties: { delivery_mode: 1 },
   };
 }
 

@@ -24,10 +24,12 @@ export {
 } from "./celery-exceptions.ts";
 export { storeIncrementBy, storeTtlMs } from "./coordination-store.ts";
 export type {
+  AtomicPublisher,
   CompareAndSetOptions,
   CoordinationStore,
   Fence,
   IncrementOptions,
+  RecordedWrite,
   StoreEntry,
   TtlOptions,
 } from "./coordination-store.ts";

@@ -191,6 +191,15 @@ export interface ConsumeOptions {
   prefetch: number;
   /** Aborting stops consuming; `consume()` then resolves. Outstanding deliveries stay valid. */
   signal: AbortSignal;
+  /**
+   * Called once, when this consumer is live on every queue: a message published to one of them
+   * from then on reaches it (unless another consumer takes it first). RabbitMQ: once every
+   * queue's basic.consume is confirmed (a broadcast queue exists only from then). Transports whose
+   * queues keep messages until they are taken (the driver kit's): as soon as the consume loop
+   * runs. Never called from inside `consume()`, nor once consuming has ended. The worker's
+   * `start()` resolves after it. Every transport calls it (docs/writing-a-transport.md).
+   */
+  onConsuming?: () => void;
 }
 
 /** A message kept after `reject({ requeue: false })`, for an operator to inspect. */

@@ -5,9 +5,11 @@ import {
   adjustClock,
   clockValue,
   createEventPublisher,
+  encodeJson,
   jsonWireMessage,
   receiveEvents,
   resolveBroadcast,
+  utcOffsetHours,
   type Broadcast,
   type CeleryEvent,
 } from "../src/index.ts";
@@ -94,6 +96,104 @@ describe("event publisher", () => {
       routingKey: "task.received",
       body: { type: "task-received", uuid: "a" },
     });
+  });
+});
+
+describe("event JSON", () => {
+  /** The text of every message on the event exchange. */
+  async function rawTexts(): Promise<{ broadcast: Broadcast; texts: string[]; keys: string[] }> {
+    const broadcast = await resolveBroadcast(`memory://events-${randomUUID()}`);
+    const texts: string[] = [];
+    const keys: string[] = [];
+    const sub = await broadcast.subscribe(
+      EVENT_EXCHANGE,
+      { name: `raw-${randomUUID()}` },
+      "#",
+      ({ message, routingKey }) => {
+        texts.push(message.body);
+        keys.push(routingKey);
+      },
+    );
+    cleanups.push(
+      () => broadcast.close(),
+      () => sub.close(),
+    );
+    return { broadcast, texts, keys };
+  }
+
+  /** What encodeJson writes for the event object as Celery builds it, with the sent clock and time. */
+  function expected(type: string, fields: Record<string, unknown>, sent: unknown): string {
+    const { clock, timestamp } = sent as { clock: number; timestamp: number };
+    return encodeJson({
+      hostname: "wörker@test",
+      utcoffset: utcOffsetHours(),
+      pid: process.pid,
+      clock,
+      ...fields,
+      timestamp,
+      type,
+    });
+  }
+
+  it("writes each event byte for byte as encodeJson writes the event object, alone or in a list", async () => {
+    const { broadcast, texts } = await rawTexts();
+    const publisher = createEventPublisher(broadcast, {
+      hostname: "wörker@test",
+      bufferGroups: ["task"],
+    });
+    const sent: [string, Record<string, unknown>][] = [
+      [
+        "task-received",
+        { uuid: "a", name: "t", args: "('é', \"q\\\n\u0001\")", eta: null, retries: 0 },
+      ],
+      // task-started repeats the head's pid; other head fields given by the caller win, in place.
+      ["task-started", { uuid: "a", pid: process.pid }],
+      ["task-started", { uuid: "b", pid: 1 }],
+      ["task-succeeded", { uuid: "a", result: "None", runtime: 0.25, gone: undefined }],
+      ["task-failed", { type: "ignored", uuid: "c", nested: { list: [1, "ü"], ok: true } }],
+      ["task-custom", { toString: "x", hostname: "other", timestamp: 5, clock: 3 }],
+    ];
+    for (const [type, fields] of sent) void publisher.send(type, fields);
+    await publisher.flush();
+    await publisher.send("worker-heartbeat", { freq: 2, active: 0 });
+    await until(() => texts.length === 2, "the batch and the heartbeat");
+    const batch = texts.find((t) => t.startsWith("["))!;
+    const events = JSON.parse(batch) as unknown[];
+    expect(batch).toBe(
+      encodeJson(sent.map(([type, fields], i) => JSON.parse(expected(type, fields, events[i])))),
+    );
+    events.forEach((event, i) => expect(encodeJson(event)).toBe(expected(...sent[i]!, event)));
+    const heartbeat = texts.find((t) => !t.startsWith("["))!;
+    expect(heartbeat).toBe(
+      expected("worker-heartbeat", { freq: 2, active: 0 }, JSON.parse(heartbeat)),
+    );
+  });
+
+  it("reports an event it cannot encode and still sends the others of its batch", async () => {
+    const { broadcast, texts, keys } = await rawTexts();
+    const errors: string[] = [];
+    const publisher = createEventPublisher(broadcast, {
+      hostname: "w@test",
+      bufferGroups: ["task"],
+      onError: (error, type) => errors.push(`${type}: ${String(error)}`),
+    });
+    void publisher.send("task-started", { uuid: "a" });
+    void publisher.send("task-succeeded", { uuid: "a", runtime: Number.NaN });
+    void publisher.send("task-started", { uuid: "b" });
+    await publisher.flush();
+    await until(() => texts.length === 1, "the batch");
+    expect((JSON.parse(texts[0]!) as { uuid: string }[]).map((e) => e.uuid)).toEqual(["a", "b"]);
+    expect(errors).toEqual([
+      expect.stringMatching(/^task-succeeded: .*NaN cannot be sent as JSON/),
+    ]);
+    // A batch whose first event failed: the one event that went goes as itself, on its own key.
+    void publisher.send("task-failed", { uuid: "c", exception: () => 1 });
+    void publisher.send("task-started", { uuid: "d" });
+    await publisher.flush();
+    await until(() => texts.length === 2, "the lone event");
+    expect(keys).toEqual(["task.multi", "task.started"]);
+    expect(JSON.parse(texts[1]!)).toMatchObject({ type: "task-started", uuid: "d" });
+    expect(errors).toHaveLength(2);
   });
 });
 

@@ -7,6 +7,7 @@ import {
   type ResultBackend,
   type ResultMeta,
   type ResultWaiters,
+  type Logger,
 } from "@celery-ts/core";
 import { closedError, durationOption, toMs } from "@celery-ts/core/driver";
 import { Database, PKG, quoteSchema } from "./internal/database.ts";
@@ -18,6 +19,11 @@ export interface PostgresBackendOptions {
   schema?: string;
   /** Seconds a result is kept, unless `store()` says otherwise. @default 86400 (one day) */
   expires?: number;
+  /**
+   * Where the backend reports its connections' losses and recoveries (a worker or the CLI passes
+   * its own for a backend built from a URL). @default silentLogger
+   */
+  logger?: Logger;
 }
 
 const ddl = (t: string, schema: string): string => `
@@ -85,6 +91,7 @@ export function createPostgresBackend(options: PostgresBackendOptions = {}): Res
     what: "PostgreSQL result backend",
     ddl: ddl(t, schema),
     channel,
+    ...(options.logger && { logger: options.logger }),
   });
   const waiters = createResultWaiters();
   let closed = false;

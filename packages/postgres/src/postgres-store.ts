@@ -2,11 +2,18 @@ import {
   isCeleryTsError,
   storeIncrementBy,
   storeTtlMs,
+  type CompareAndSetOptions,
   type CoordinationStore,
+  type RecordedWrite,
   type Logger,
   type StoreEntry,
 } from "@celery-ts/core";
 import { closedError, configError } from "@celery-ts/core/driver";
+import {
+  postgresAtomicPublisher,
+  type MessageColumns,
+  type TransportTable,
+} from "./internal/atomic-publish.ts";
 import { Database, PKG, quoteSchema } from "./internal/database.ts";
 
 export interface PostgresStoreOptions {
@@ -46,6 +53,13 @@ function statements(t: string) {
   // NULL; `$5`: its token as text ("0" is what an absent counter holds).
   const fenced = `WITH fence AS (SELECT value FROM ${t} f WHERE f.key = $4 AND ${live("f")} FOR SHARE),
     fence_ok AS (SELECT $4::text IS NULL OR COALESCE((SELECT value FROM fence), '0') = $5::text AS ok)`;
+  const create = `INSERT INTO ${t} AS s (key, value, expires_at)
+      SELECT $1, $2, ${NOW} + $3::bigint FROM fence_ok WHERE ok
+      ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+      WHERE NOT ${live("s")} RETURNING 1`;
+  const replace = `UPDATE ${t} s SET value = $2, expires_at = ${NOW} + $3::bigint
+      WHERE s.key = $1 AND s.value = $6 AND ${live("s")} AND (SELECT ok FROM fence_ok)
+      RETURNING 1`;
   return {
     get: `SELECT value FROM ${t} s WHERE s.key = $1 AND ${live("s")}`,
     ttl: `SELECT s.expires_at - ${NOW} AS ms FROM ${t} s WHERE s.key = $1 AND ${live("s")}`,
@@ -53,15 +67,21 @@ function statements(t: string) {
     setIfAbsent: `INSERT INTO ${t} AS s (key, value, expires_at) VALUES ($1, $2, ${NOW} + $3::bigint)
       ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
       WHERE NOT ${live("s")} RETURNING 1`,
-    createFenced: `${fenced}
-      INSERT INTO ${t} AS s (key, value, expires_at)
-      SELECT $1, $2, ${NOW} + $3::bigint FROM fence_ok WHERE ok
-      ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-      WHERE NOT ${live("s")} RETURNING 1`,
-    replaceFenced: `${fenced}
-      UPDATE ${t} s SET value = $2, expires_at = ${NOW} + $3::bigint
-      WHERE s.key = $1 AND s.value = $6 AND ${live("s")} AND (SELECT ok FROM fence_ok)
-      RETURNING 1`,
+    createFenced: `${fenced} ${create}`,
+    replaceFenced: `${fenced} ${replace}`,
+    /**
+     * createFenced or replaceFenced, and, only when it wrote, the transport's insert of a message
+     * into `m` and its NOTIFY on `channel`: one statement, so both or neither. The message's
+     * columns and the channel come after the compare-and-set's parameters.
+     */
+    publishIfSet(m: string, expected: boolean): string {
+      const p = (i: number): string => `$${(expected ? 7 : 6) + i}`;
+      return `${fenced}, rec AS (${expected ? replace : create}),
+        m AS (INSERT INTO ${m} (queue, priority, available_at, payload)
+          SELECT ${p(0)}::text, ${p(1)}::smallint, ${p(2)}::bigint, ${p(3)}::text FROM rec
+          RETURNING queue)
+        SELECT pg_notify(${p(4)}::text, queue) FROM m`;
+    },
     deleteIfEquals: `DELETE FROM ${t} s WHERE s.key = $1 AND s.value = $2 AND ${live("s")}`,
     list: `SELECT key, value FROM ${t} s WHERE starts_with(s.key, $1) AND ${live("s")} ORDER BY key`,
     // A live counter moves by $2 and keeps its expiry (or takes $3 if it has none); an absent or
@@ -125,6 +145,34 @@ async function incrementCounter(
   return n;
 }
 
+/** The compare-and-set statements' first five parameters, checked. */
+function casValues(key: string, value: string, cas: CompareAndSetOptions): unknown[] {
+  const ttlMs = storeTtlMs(cas, PKG) ?? null;
+  const fence = cas.fence;
+  if (fence && !Number.isSafeInteger(fence.token)) {
+    throw configError(PKG, `a fence token is a whole number, got ${fence.token}`);
+  }
+  return [key, value, ttlMs, fence?.key ?? null, fence ? String(fence.token) : null];
+}
+
+/**
+ * The record's compare-and-set and, only when it wrote, the insert of the message into the
+ * transport's table `m`: one statement. Resolves to whether it wrote.
+ */
+async function publishIfSet(
+  db: Database,
+  sql: Statements,
+  m: TransportTable,
+  columns: MessageColumns,
+  { key, expected, value, fence }: RecordedWrite,
+): Promise<boolean> {
+  const values = casValues(key, value, fence ? { fence } : {});
+  if (expected !== undefined) values.push(expected);
+  const text = sql.publishIfSet(m.table, expected !== undefined);
+  const { rows } = await db.query("publishing a tick", text, [...values, ...columns, m.channel]);
+  return rows.length === 1;
+}
+
 /**
  * The coordination store in a PostgreSQL table, `celery_ts_store` in the given schema: one row per
  * key. Each operation is one statement, atomic on the server; expiry is judged by the server's
@@ -134,8 +182,9 @@ export function createPostgresStore(options: PostgresStoreOptions = {}): Coordin
   const schema = quoteSchema(options.schema ?? "public");
   const t = `${schema}.celery_ts_store`;
   const sql = statements(t);
+  const url = options.url ?? "postgres://127.0.0.1:5432/postgres";
   const db = new Database({
-    url: options.url ?? "postgres://127.0.0.1:5432/postgres",
+    url,
     what: "PostgreSQL coordination store",
     ddl: ddl(t, schema),
     channel: `celery_ts_store.${options.schema ?? "public"}`,
@@ -182,16 +231,17 @@ export function createPostgresStore(options: PostgresStoreOptions = {}): Coordin
     },
     async compareAndSet(key, expected, value, cas = {}) {
       ensureOpen();
-      const ttlMs = storeTtlMs(cas, PKG) ?? null;
-      const fence = cas.fence;
-      if (fence && !Number.isSafeInteger(fence.token)) {
-        throw configError(PKG, `a fence token is a whole number, got ${fence.token}`);
-      }
-      const values = [key, value, ttlMs, fence?.key ?? null, fence ? String(fence.token) : null];
+      const values = casValues(key, value, cas);
       return expected === undefined
         ? changed("setting a key", sql.createFenced, values)
         : changed("setting a key", sql.replaceFenced, [...values, expected]);
     },
+    // A PostgreSQL transport on this database: its insert and a compare-and-set, in one statement.
+    atomicPublisher: (transport) =>
+      postgresAtomicPublisher(url, transport, (m, columns, record) => {
+        ensureOpen();
+        return publishIfSet(db, sql, m, columns, record);
+      }),
     async deleteIfEquals(key, expected) {
       ensureOpen();
       return changed("deleting a key", sql.deleteIfEquals, [key, expected]);

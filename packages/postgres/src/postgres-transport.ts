@@ -1,11 +1,4 @@
-import { randomUUID } from "node:crypto";
-import {
-  encodeEnvelope,
-  silentLogger,
-  type Logger,
-  type PublishItem,
-  type Transport,
-} from "@celery-ts/core";
+import { silentLogger, type Logger, type PublishItem, type Transport } from "@celery-ts/core";
 import {
   createConsumerKit,
   durationOption,
@@ -18,6 +11,7 @@ import {
   type TakenMessage,
   withDeadLetters,
 } from "@celery-ts/core/driver";
+import { messageColumns, registerTransportTable } from "./internal/atomic-publish.ts";
 import { Database, PKG, quoteSchema } from "./internal/database.ts";
 import { PostgresDeadLetters } from "./internal/dead-letters.ts";
 
@@ -221,17 +215,11 @@ async function insertMessages(
   batch: readonly PublishItem[],
 ): Promise<void> {
   const columns: [string[], number[], number[], string[]] = [[], [], [], []];
-  for (const { message, options: route } of batch) {
-    const { queue, priority = 0, availableAt = 0 } = route;
-    const envelope = encodeEnvelope(message, {
-      exchange: "",
-      routingKey: queue,
-      priority,
-      deliveryTag: randomUUID(),
-    });
+  for (const item of batch) {
+    const [queue, priority, availableAt, envelope] = messageColumns(item);
     columns[0].push(queue);
     columns[1].push(priority);
-    columns[2].push(Math.round(availableAt));
+    columns[2].push(availableAt);
     columns[3].push(envelope);
   }
   await db.query(
@@ -258,8 +246,9 @@ export function createPostgresTransport(options: PostgresTransportOptions = {}):
   const schema = quoteSchema(options.schema ?? "public");
   const t = `${schema}.celery_ts_messages`;
   const channel = `celery_ts_messages.${options.schema ?? "public"}`;
+  const url = options.url ?? "postgres://127.0.0.1:5432/postgres";
   const db = new Database({
-    url: options.url ?? "postgres://127.0.0.1:5432/postgres",
+    url,
     what: "PostgreSQL transport",
     ddl: ddl(t, schema),
     channel,
@@ -278,6 +267,8 @@ export function createPostgresTransport(options: PostgresTransportOptions = {}):
     }),
     maxMessageBytes: limits.maxMessageBytes,
     logger,
+    // The connection's loss and return are logged once by the Database, not each failed take.
+    retryLogLevel: "debug",
     visibilityTimeout,
     pollInterval,
   });
@@ -325,5 +316,7 @@ export function createPostgresTransport(options: PostgresTransportOptions = {}):
       return rowCount ?? 0;
     },
   };
+  // A store on the same database publishes and records in one statement (see atomic-publish).
+  registerTransportTable(transport.publish, { url, table: t, channel, ensureOpen: kit.ensureOpen });
   return withDeadLetters(transport, kit.ensureOpen, limits.deadLetters && dead);
 }

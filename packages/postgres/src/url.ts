@@ -55,9 +55,13 @@ export function createTransportFromUrl(url: string, options: DriverUrlOptions = 
 }
 
 /** `postgres://…` and `postgresql://…` as a result backend. */
-export function createBackendFromUrl(url: string): ResultBackend {
+export function createBackendFromUrl(url: string, options: DriverUrlOptions = {}): ResultBackend {
   const { url: stripped, schema } = parse(url);
-  return createPostgresBackend({ url: stripped, ...(schema !== undefined && { schema }) });
+  return createPostgresBackend({
+    url: stripped,
+    ...(schema !== undefined && { schema }),
+    ...(options.logger && { logger: options.logger }),
+  });
 }
 
 /**

@@ -1,5 +1,5 @@
-import { storeConformance } from "@celery-ts/testing";
-import { createPostgresStore, createStoreFromUrl } from "../src/index.ts";
+import { atomicPublishConformance, storeConformance } from "@celery-ts/testing";
+import { createPostgresStore, createPostgresTransport, createStoreFromUrl } from "../src/index.ts";
 import { PG_URL, useSchema } from "./support/pg.ts";
 
 // This run's own schema, so its table is apart from other runs' on the shared server.
@@ -9,4 +9,18 @@ storeConformance("postgres", { create: () => createPostgresStore({ url: PG_URL, 
 
 storeConformance("postgres (from a URL)", {
   create: () => createStoreFromUrl(`${PG_URL}?schema=${schema}&visibility_timeout=5`),
+});
+
+// Store and broker in one database: a tick's message and its record in one statement.
+atomicPublishConformance("postgres", {
+  pair: () => ({
+    store: createPostgresStore({ url: PG_URL, schema }),
+    transport: createPostgresTransport({ url: PG_URL, schema, pollInterval: 0.1 }),
+  }),
+  // Another database: the server's maintenance one (nothing is written to it).
+  elsewhere: () => {
+    const other = new URL(PG_URL);
+    other.pathname = "/postgres";
+    return createPostgresTransport({ url: other.toString(), schema });
+  },
 });

@@ -41,6 +41,12 @@ export interface RedisBackendOptions {
    * @default 5
    */
   offlineTimeout?: number;
+  /**
+   * How many reconnect attempts in a row a lost connection may fail before it stops trying until
+   * the backend is next used (each use then tries once more). As the transport's option.
+   * @default Infinity, or the URL's `?reconnect_attempts=`
+   */
+  reconnectAttempts?: number;
   /** Where connection losses and recoveries are reported. @default silentLogger */
   logger?: Logger;
 }
@@ -56,7 +62,7 @@ const TASK_KEY_PREFIX = "celery-task-meta-";
 export function createRedisBackend(options: RedisBackendOptions | string = {}): ResultBackend {
   const opts: RedisBackendOptions = typeof options === "string" ? { connection: options } : options;
   const logger = opts.logger ?? silentLogger;
-  const resolved = resolveConnection(opts.connection);
+  const resolved = resolveConnection(opts.connection, opts.reconnectAttempts);
   const expiry = (value: number | undefined, fallback: number): number =>
     durationOption(PKG, "expires", value, fallback, { zero: true });
   const defaultExpiry = expiry(opts.expires ?? resolved.fromUrl.expires, 86_400);
@@ -70,6 +76,7 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
     logger,
     owned: resolved.owned,
     what: "result backend",
+    reconnectAttempts: resolved.reconnectAttempts,
   });
   let closed = false;
   const run = <T>(work: (client: Redis) => Promise<T>): Promise<T> => {

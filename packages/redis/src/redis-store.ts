@@ -3,17 +3,22 @@ import {
   silentLogger,
   storeIncrementBy,
   storeTtlMs,
-  type CompareAndSetOptions,
   type CoordinationStore,
   type Logger,
   type StoreEntry,
 } from "@celery-ts/core";
 import { closedError, durationOption, toMs } from "@celery-ts/core/driver";
 import type { Redis } from "ioredis";
+import { redisAtomicPublisher } from "./internal/atomic-publish.ts";
 import { PKG } from "./internal/errors.ts";
 import { Link, resolveConnection, type RedisConnection } from "./internal/link.ts";
 import { runScript } from "./internal/scripts.ts";
-import { COMPARE_AND_SET, DELETE_IF_EQUALS, INCREMENT } from "./internal/store-scripts.ts";
+import {
+  COMPARE_AND_SET,
+  compareAndSetArgs,
+  DELETE_IF_EQUALS,
+  INCREMENT,
+} from "./internal/store-scripts.ts";
 
 export interface RedisStoreOptions {
   /**
@@ -77,28 +82,6 @@ async function scanEntries(
   return entries;
 }
 
-/** The COMPARE_AND_SET script's arguments, checked. */
-function compareAndSetArgs(
-  expected: string | undefined,
-  value: string,
-  cas: CompareAndSetOptions,
-): (string | number)[] {
-  const ttlMs = storeTtlMs(cas, PKG) ?? 0;
-  const fence = cas.fence;
-  if (fence && !Number.isSafeInteger(fence.token)) {
-    throw new CeleryTsError("CONFIG", `a fence token is a whole number, got ${fence.token}`, {
-      pkg: PKG,
-    });
-  }
-  return [
-    expected === undefined ? "0" : "1",
-    expected ?? "",
-    value,
-    ttlMs,
-    fence ? String(fence.token) : "",
-  ];
-}
-
 /** ttl()'s answer from PTTL's: -2 when the key is absent, -1 when it has no expiry. */
 function secondsLeft(pttl: number): number | undefined {
   if (pttl === -2) return undefined;
@@ -116,21 +99,16 @@ function notACounter(key: string, error: unknown): unknown {
   );
 }
 
-/**
- * The coordination store in Redis: one Redis key per store key, `[keyPrefix]celery-ts:store:<key>`;
- * Redis's own expiry; compare-and-set, delete-if-equals and increment as Lua scripts, so each is
- * one atomic step on the server. `list()` uses SCAN: meant for small sets.
- */
-export function createRedisStore(options: RedisStoreOptions | string = {}): CoordinationStore {
+/** The store's connection: its keys, and `run` (a command, waiting a while for a lost link). */
+function storeConnection(options: RedisStoreOptions | string) {
   const opts: RedisStoreOptions = typeof options === "string" ? { connection: options } : options;
-  const logger = opts.logger ?? silentLogger;
   const resolved = resolveConnection(opts.connection);
   const offlineTimeoutMs = toMs(durationOption(PKG, "offlineTimeout", opts.offlineTimeout, 5));
   const prefix = `${opts.keyPrefix ?? resolved.fromUrl.keyPrefix ?? ""}${STORE_NAMESPACE}`;
   const link = new Link(resolved.client, {
     role: "store",
     target: resolved.target,
-    logger,
+    logger: opts.logger ?? silentLogger,
     owned: resolved.owned,
     what: "coordination store",
   });
@@ -138,24 +116,39 @@ export function createRedisStore(options: RedisStoreOptions | string = {}): Coor
   const ensureOpen = (): void => {
     if (closed) throw closedError(PKG, "Redis coordination store");
   };
-  const keyOf = (key: string): string => `${prefix}${key}`;
-  /** Runs `work` on the connection (waiting a while for a lost one), once open. */
-  const run = <T>(work: (client: Redis) => Promise<T>): Promise<T> => {
-    ensureOpen();
-    return link.run(offlineTimeoutMs, work);
-  };
-
   return {
-    name: "redis",
-    async connect() {
+    resolved,
+    prefix,
+    keyOf: (key: string): string => `${prefix}${key}`,
+    /** Runs `work` on the connection (waiting a while for a lost one), once open. */
+    run<T>(work: (client: Redis) => Promise<T>): Promise<T> {
+      ensureOpen();
+      return link.run(offlineTimeoutMs, work);
+    },
+    async connect(): Promise<void> {
       ensureOpen();
       await link.waitReady(offlineTimeoutMs);
     },
-    async close() {
+    async close(): Promise<void> {
       if (closed) return;
       closed = true;
       await link.close();
     },
+  };
+}
+
+/**
+ * The coordination store in Redis: one Redis key per store key, `[keyPrefix]celery-ts:store:<key>`;
+ * Redis's own expiry; compare-and-set, delete-if-equals and increment as Lua scripts, so each is
+ * one atomic step on the server. `list()` uses SCAN: meant for small sets.
+ */
+export function createRedisStore(options: RedisStoreOptions | string = {}): CoordinationStore {
+  const { resolved, prefix, keyOf, run, connect, close } = storeConnection(options);
+
+  return {
+    name: "redis",
+    connect,
+    close,
     async get(key) {
       const value = await run((client) => client.get(keyOf(key)));
       return value ?? undefined;
@@ -201,5 +194,8 @@ export function createRedisStore(options: RedisStoreOptions | string = {}): Coor
         throw notACounter(key, error);
       }
     },
+    // A Redis transport on this database: its publish and a compare-and-set, in one script.
+    atomicPublisher: (transport) =>
+      redisAtomicPublisher({ target: resolved.target, keyOf, run }, transport),
   };
 }

@@ -81,6 +81,15 @@ export interface RedisTransportOptions extends DeliveryLimitOptions {
    * @default 5
    */
   offlineTimeout?: number;
+  /**
+   * How many reconnect attempts in a row (with backoff, 0.1 s up to 3 s) a lost connection may
+   * fail before it gives up: consuming then ends with a `CONNECTION` error that says so (a worker
+   * stops). A publish or an acknowledgement after that tries once more. The same option as
+   * `@celery-ts/amqp`'s. Applies to the connections celery-ts makes (not to a client given as
+   * `connection`, which keeps its own `retryStrategy`).
+   * @default Infinity (keep trying however long Redis is away), or the URL's `?reconnect_attempts=`
+   */
+  reconnectAttempts?: number;
   /** Where connection losses, recoveries and restored messages are reported. @default silentLogger */
   logger?: Logger;
 }
@@ -109,7 +118,7 @@ interface ConsumerLinks {
 function resolveOptions(options: RedisTransportOptions | string) {
   const opts: RedisTransportOptions =
     typeof options === "string" ? { connection: options } : options;
-  const resolved = resolveConnection(opts.connection);
+  const resolved = resolveConnection(opts.connection, opts.reconnectAttempts);
   const visibilityTimeout = durationOption(
     PKG,
     "visibilityTimeout",
@@ -169,6 +178,22 @@ function createRecovery(
   return { restorer, liveness };
 }
 
+/** One of a consumer's own connections, a duplicate of the main one. */
+function consumerLink(o: ReturnType<typeof resolveOptions>, role: "consumer" | "wake-up"): Link {
+  const { resolved } = o;
+  return new Link(duplicateClient(resolved.client, role), {
+    role,
+    target: resolved.target,
+    logger: o.logger,
+    owned: true,
+    what: "transport",
+    onEvent: o.connectionEvents.emit,
+    reconnectAttempts: resolved.reconnectAttempts,
+    // Out of reconnect attempts, the takes fail for good: consume() ends.
+    final: role === "consumer",
+  });
+}
+
 /**
  * The consuming half: the kit on Redis primitives, two connections of its own (takes, and
  * wake-ups through client tracking), kombu's restore of expired reservations, and the liveness
@@ -179,20 +204,12 @@ function createRedisConsumer(
   main: Link,
   command: <T>(work: (client: Redis) => Promise<T>) => Promise<T>,
 ) {
-  const { keys, logger, resolved } = o;
+  const { keys, logger } = o;
   let consumerLinks: ConsumerLinks | undefined;
   let consuming = 0;
   const consumerConnections = (): ConsumerLinks => {
     if (consumerLinks) return consumerLinks;
-    const link = (role: "consumer" | "wake-up") =>
-      new Link(duplicateClient(resolved.client, role), {
-        role,
-        target: resolved.target,
-        logger,
-        owned: true,
-        what: "transport",
-        onEvent: o.connectionEvents.emit,
-      });
+    const link = (role: "consumer" | "wake-up") => consumerLink(o, role);
     const take = link("consumer");
     const subscriber = link("wake-up");
     consumerLinks = { take, subscriber, wake: createWakeUp(take, subscriber, logger) };
@@ -305,6 +322,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
     owned: resolved.owned,
     what: "transport",
     onEvent: o.connectionEvents.emit,
+    reconnectAttempts: resolved.reconnectAttempts,
   });
   /** A command on the main connection, waiting a bounded time for it; errors mapped. */
   const command = <T>(work: (client: Redis) => Promise<T>): Promise<T> =>
@@ -313,6 +331,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
   const { kit } = consumer;
   const commands = createQueueCommands({
     keys,
+    target,
     command,
     ensureOpen: kit.ensureOpen,
     deadLetters: o.deadLetters !== undefined,

@@ -78,15 +78,59 @@ describe("a Redis that restarts", () => {
     await producer.publish(message(3), { queue });
     await until(() => received.received.length === 2, 10_000, "a delivery after the restart");
     expect(received.received.map((d) => d.message?.headers.id)).not.toContain(undefined);
+    // Once for the transport's connections together (command, consumer, wake-up), not per connection.
     await until(
-      () => logger.text("info").includes("reconnected the consumer connection"),
+      () => /redis: reconnected to .* after [\d.]+ s/.test(logger.text("info")),
       5_000,
       "the reconnect log",
     );
-    expect(logger.text("warn")).toMatch(
-      new RegExp(`lost the consumer connection to 127\\.0\\.0\\.1:${server.port}/0; reconnecting`),
-    );
+    const outage = logger.lines.filter((l) => /^redis: (lost|reconnected)/.test(l.message));
+    expect(outage.map((l) => [l.level, l.message.replace(/[\d.]+ s$/, "N s")])).toEqual([
+      ["warn", `redis: lost the connection to 127.0.0.1:${server.port}/0; retrying with backoff`],
+      ["info", `redis: reconnected to 127.0.0.1:${server.port}/0 after N s`],
+    ]);
   }, 30_000);
+
+  it("reconnectAttempts (?reconnect_attempts=): consuming ends with a clear error after so many failed attempts in a row; by default it never gives up", async () => {
+    const limitedLog = captureLogger();
+    const unlimitedLog = captureLogger();
+    const [a, b] = [`give-up-${randomUUID()}`, `keep-trying-${randomUUID()}`];
+    const limited = transport({
+      connection: `${server.url}?reconnect_attempts=3`,
+      logger: limitedLog,
+    });
+    const unlimited = transport({ logger: unlimitedLog });
+    const gaveUp = consume(limited, a);
+    const keptTrying = consume(unlimited, b);
+    const outcome = gaveUp.done.then(
+      () => "resolved",
+      (error: unknown) => error,
+    );
+    await limited.publish(message(1), { queue: a });
+    await unlimited.publish(message(1), { queue: b });
+    await until(() => gaveUp.received.length === 1 && keptTrying.received.length === 1);
+
+    await server.kill();
+    const error = await outcome;
+    expect(isCeleryTsError(error, "CONNECTION")).toBe(true);
+    expect(error).toMatchObject({ retryable: false });
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `gave up reconnecting to Redis at 127\\.0\\.0\\.1:${server.port}/0 after 3 failed attempts in a row \\(reconnectAttempts\\)`,
+      ),
+    );
+    expect(limitedLog.lines.filter((l) => /gave up reconnecting/.test(l.message))).toHaveLength(1);
+    expect(limitedLog.text("warn")).toMatch(/at most 3 attempts in a row/);
+    // The default: still trying, well past three failed attempts.
+    const attempts = () =>
+      unlimitedLog.lines.filter((l) => l.message.startsWith("redis: reconnecting the consumer"));
+    await until(() => attempts().length > 6, 15_000, "more than six reconnect attempts");
+    await server.restart();
+    await unlimited.publish(message(2), { queue: b });
+    await until(() => keptTrying.received.length === 2, 10_000, "a delivery after the restart");
+    // A publish after giving up tries once more, and gets through.
+    await limited.publish(message(2), { queue: a });
+  }, 40_000);
 
   it("lets a publish made during an outage succeed once Redis is back within offlineTimeout", async () => {
     const queue = `outage-${randomUUID()}`;

@@ -1,6 +1,6 @@
-import { storeConformance } from "@celery-ts/testing";
+import { atomicPublishConformance, secondRedisUrl, storeConformance } from "@celery-ts/testing";
 import { afterAll } from "vitest";
-import { createRedisStore, createStoreFromUrl } from "../src/index.ts";
+import { createRedisStore, createRedisTransport, createStoreFromUrl } from "../src/index.ts";
 import { deletePrefix, rawClient, REDIS_URL, uniquePrefix } from "./support/redis.ts";
 
 const keyPrefix = uniquePrefix("store");
@@ -16,4 +16,13 @@ storeConformance("redis", { create: () => createRedisStore({ connection: REDIS_U
 storeConformance("redis (from a URL)", {
   create: () =>
     createStoreFromUrl(`${REDIS_URL}?global_keyprefix=${encodeURIComponent(`${keyPrefix}url:`)}`),
+});
+
+// Store and broker on one database: a tick's message and its record in one script.
+atomicPublishConformance("redis", {
+  pair: () => ({
+    store: createRedisStore({ connection: REDIS_URL, keyPrefix }),
+    transport: createRedisTransport({ connection: REDIS_URL, keyPrefix }),
+  }),
+  elsewhere: () => createRedisTransport({ connection: secondRedisUrl(REDIS_URL), keyPrefix }),
 });

@@ -87,6 +87,16 @@ describe("redis:// URLs", () => {
     });
     expect(parseRedisUrl("redis://h/1?result_expires=0").expires).toBe(0);
   });
+
+  it("reads reconnect_attempts, a whole number of 1 or more (the option's name in snake case)", () => {
+    expect(parseRedisUrl("redis://h/1?reconnect_attempts=20").reconnectAttempts).toBe(20);
+    expect(parseRedisUrl("redis://h/1").reconnectAttempts).toBeUndefined();
+    for (const bad of ["0", "-1", "2.5", "many", ""]) {
+      expect(
+        configErrorOf(() => parseRedisUrl(`redis://h/1?reconnect_attempts=${bad}`)).message,
+      ).toMatch(/reconnect_attempts must be a whole number of 1 or more/);
+    }
+  });
 });
 
 describe("Sentinel URLs", () => {
@@ -194,5 +204,12 @@ describe("core's URL resolution", () => {
       /keyPrefix option of celery-ts/,
     );
     expect(() => driver.createRedisBackend({ expires: -1 })).toThrow(/expires/);
+    for (const reconnectAttempts of [0, 1.5, -1, Number.NaN]) {
+      expect(() => driver.createRedisTransport({ reconnectAttempts })).toThrow(
+        /reconnectAttempts must be a whole number of 1 or more, or Infinity/,
+      );
+      expect(() => driver.createRedisBackend({ reconnectAttempts })).toThrow(/reconnectAttempts/);
+    }
+    expect(() => driver.createRedisTransport({ reconnectAttempts: Infinity })).not.toThrow();
   });
 });

@@ -1,6 +1,9 @@
 import {
   encodeJson,
+  isCeleryTsError,
   isReadyState,
+  silentLogger,
+  type Logger,
   type ResultBackend,
   type ResultMeta,
   type StoreOptions,
@@ -29,6 +32,12 @@ export interface SqliteBackendOptions {
    * @default 0.05
    */
   pollInterval?: number;
+  /**
+   * Where the backend reports what it recovers from (results it could not read for a while:
+   * a locked or busy file). A worker or the CLI passes its own for a backend built from a URL.
+   * @default silentLogger
+   */
+  logger?: Logger;
 }
 
 // `ready` repeats isReadyState(meta.status), so waiters can filter in SQL without parsing meta.
@@ -73,6 +82,34 @@ function prepare(db: Database.Database) {
 const expiryOption = (value: number | undefined, fallback: number): number =>
   durationOption(PKG, "expires", value, fallback);
 
+/**
+ * The waiters' reads: one that fails with a retryable error (a file another connection keeps
+ * locked) fails a new wait and is tried again by the poll of pending ones; the first failure is
+ * logged once, and the recovery once.
+ */
+function readsLogged(logger: Logger, read: (taskIds: string[]) => Row[]) {
+  let failing = false;
+  return (taskIds: string[]): Row[] => {
+    try {
+      const rows = read(taskIds);
+      if (failing) logger.info(`${PKG} result backend: reading results works again`);
+      failing = false;
+      return rows;
+    } catch (error) {
+      if (!failing && isCeleryTsError(error) && error.retryable) {
+        failing = true;
+        logger.warn(
+          `${PKG} result backend: could not read results; waits look again at their next poll`,
+          {
+            error: String(error),
+          },
+        );
+      }
+      throw error;
+    }
+  };
+}
+
 /** Results in a SQLite file, readable by every process that opens it. */
 export function createSqliteBackend(options: SqliteBackendOptions): ResultBackend {
   const defaultExpiry = expiryOption(options.expires, 86_400);
@@ -87,8 +124,9 @@ export function createSqliteBackend(options: SqliteBackendOptions): ResultBacken
     groups,
     connection: chordConnection,
   } = sqliteChords(options.path, toMs(defaultExpiry));
-  const readyAmong = (taskIds: string[]): Row[] =>
-    connection.use((s) => s.readyAmong.all(JSON.stringify(taskIds), Date.now()));
+  const readyAmong = readsLogged(options.logger ?? silentLogger, (taskIds: string[]): Row[] =>
+    connection.use((s) => s.readyAmong.all(JSON.stringify(taskIds), Date.now())),
+  );
   const poller = new ResultPoller({
     path: connection.path,
     pollIntervalMs: toMs(durationOption(PKG, "pollInterval", options.pollInterval, 0.05)),

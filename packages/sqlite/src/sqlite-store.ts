@@ -6,8 +6,10 @@ import {
   type IncrementOptions,
 } from "@celery-ts/core";
 import type Database from "better-sqlite3";
+import { sqliteAtomicPublisher, type MessageRow } from "./internal/atomic-publish.ts";
 import { createConnection } from "./internal/connection.ts";
 import { configError, PKG } from "./internal/errors.ts";
+import { INSERT_MESSAGE, SCHEMA as MESSAGES_SCHEMA } from "./internal/statements.ts";
 
 export interface SqliteStoreOptions {
   /**
@@ -38,6 +40,38 @@ interface Params {
   expected: string;
   expiresAt: number | null;
   now: number;
+}
+
+type Fence = { key: string; token: number };
+
+/**
+ * A compare-and-set and the transport's message insert in one IMMEDIATE transaction: both or
+ * neither. The insert is prepared on first use (the messages table created if missing).
+ */
+function preparePublishIfSet(
+  db: Database.Database,
+  compareAndSet: (p: Omit<Params, "expected">, expected?: string, fence?: Fence) => boolean,
+) {
+  let insertMessage: Database.Statement<MessageRow> | undefined;
+  const transaction = db.transaction(
+    (
+      p: Omit<Params, "expected">,
+      expected: string | undefined,
+      fence: Fence | undefined,
+      row: MessageRow,
+    ) => {
+      if (!compareAndSet(p, expected, fence)) return false;
+      insertMessage!.run(...row);
+      return true;
+    },
+  );
+  return (...args: Parameters<typeof transaction>): boolean => {
+    if (!insertMessage) {
+      db.exec(MESSAGES_SCHEMA);
+      insertMessage = db.prepare<MessageRow>(INSERT_MESSAGE);
+    }
+    return transaction.immediate(...args);
+  };
 }
 
 function prepare(db: Database.Database) {
@@ -115,8 +149,15 @@ function prepare(db: Database.Database) {
     list,
     sweep,
     compareAndSet: compareAndSet.immediate,
+    publishIfSet: preparePublishIfSet(db, compareAndSet),
     increment: increment.immediate,
   };
+}
+
+function checkFence(cas: CompareAndSetOptions): void {
+  if (cas.fence && !Number.isSafeInteger(cas.fence.token)) {
+    throw configError(`a fence token is a whole number, got ${cas.fence.token}`);
+  }
 }
 
 /**
@@ -171,12 +212,19 @@ export function createSqliteStore(options: SqliteStoreOptions): CoordinationStor
     async compareAndSet(key, expected, value, cas: CompareAndSetOptions = {}) {
       const now = Date.now();
       const expiresAt = expiry(now, cas);
-      if (cas.fence && !Number.isSafeInteger(cas.fence.token)) {
-        throw configError(`a fence token is a whole number, got ${cas.fence.token}`);
-      }
+      checkFence(cas);
       return connection.use((s) =>
         s.compareAndSet({ key, value, expiresAt, now }, expected, cas.fence),
       );
+    },
+    // A SQLite transport on this file: its insert and a compare-and-set, in one transaction.
+    atomicPublisher(transport) {
+      return sqliteAtomicPublisher(connection.path, transport, (row, record) => {
+        const { key, expected, value, fence } = record;
+        checkFence({ ...(fence && { fence }) });
+        const p = { key, value, expiresAt: null, now: Date.now() };
+        return connection.use((s) => s.publishIfSet(p, expected, fence, row));
+      });
     },
     async deleteIfEquals(key, expected) {
       return connection.use(

@@ -1,6 +1,4 @@
-import { randomUUID } from "node:crypto";
 import {
-  encodeEnvelope,
   silentLogger,
   type Logger,
   type PublishOptions,
@@ -22,6 +20,7 @@ import {
   type MessageSource,
 } from "@celery-ts/core/driver";
 import { createSqliteBroadcast } from "./fanout.ts";
+import { messageRow, registerTransportFile } from "./internal/atomic-publish.ts";
 import { notifyChange, subscribeToChanges } from "./internal/change-feed.ts";
 import { createConnection, type Connection } from "./internal/connection.ts";
 import {
@@ -129,20 +128,6 @@ function sqlitePrimitives(
   };
 }
 
-/** A message as the row it is stored as: queue, priority, due time, kombu envelope. */
-function rowOf(
-  message: WireMessage,
-  { queue, priority = 0, availableAt = 0 }: PublishOptions,
-): [string, number, number, string] {
-  const raw = encodeEnvelope(message, {
-    exchange: "",
-    routingKey: queue,
-    priority,
-    deliveryTag: randomUUID(),
-  });
-  return [queue, priority, availableAt, raw];
-}
-
 /**
  * The embedded broker: queues in one SQLite file that several processes can share. Delivered
  * messages are leased to their consumer and the lease is renewed while they are outstanding; a
@@ -195,12 +180,12 @@ export function createSqliteTransport(options: SqliteTransportOptions): Transpor
       connection.close();
     },
     async publish(message: WireMessage, options: PublishOptions) {
-      const row = rowOf(message, options);
+      const row = messageRow(message, options);
       await connection.write((s) => s.insert.run(...row), { notify: "messages" });
     },
     /** The whole batch in one transaction: every message, or none. */
     async publishBatch(batch) {
-      const rows = batch.map((item) => rowOf(item.message, item.options));
+      const rows = batch.map((item) => messageRow(item.message, item.options));
       await connection.write((s) => s.insertMany(rows), { notify: "messages" });
     },
     // The first claim opens the connection; a CONFIG or CLOSED error then rejects consume().
@@ -212,6 +197,8 @@ export function createSqliteTransport(options: SqliteTransportOptions): Transpor
       return connection.use((s) => s.depth.get(queue)?.n ?? 0);
     },
   };
+  // A store on the same file publishes and records in one transaction (see atomic-publish).
+  registerTransportFile(transport.publish, { path: connection.path, ensureOpen: kit.ensureOpen });
   if (!limits.deadLetters) return transport;
   return {
     ...transport,

@@ -1,9 +1,4 @@
-import type {
-  Broadcast,
-  CoordinationStore,
-  ResultBackend,
-  Transport,
-} from "@celery-ts/core";
+import type { Broadcast, CoordinationStore, ResultBackend, Transport } from "@celery-ts/core";
 import type { DriverUrlOptions } from "@celery-ts/core/driver";
 import { createSqliteBroadcast } from "./fanout.ts";
 import { parseSqliteUrl } from "./internal/parse-url.ts";
@@ -25,13 +20,13 @@ export function createTransportFromUrl(url: string, fromUrl: DriverUrlOptions = 
  * The result backend for a `sqlite://` URL; `?result_expires=` and `?polling_interval=` (seconds)
  * set its options.
  */
-export function createBackendFromUrl(url: string): ResultBackend {
+export function createBackendFromUrl(url: string, fromUrl: DriverUrlOptions = {}): ResultBackend {
   const {
     visibilityTimeout: _visibilityTimeout,
     limits: _limits,
     ...options
   } = parseSqliteUrl(url);
-  return createSqliteBackend(options);
+  return createSqliteBackend({ ...options, ...(fromUrl.logger && { logger: fromUrl.logger }) });
 }
 
 /** The coordination store (beat's lease and ticks, fleet-wide counters) in a `sqlite://` file. */

@@ -3,11 +3,17 @@ import {
   celeryNow,
   encodeJson,
   isCeleryTsError,
+  type Logger,
   type ResultBackend,
   type ResultMeta,
 } from "@celery-ts/core";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { createSqliteBackend, type SqliteBackendOptions } from "../src/index.ts";
+import {
+  createBackendFromUrl,
+  createSqliteBackend,
+  type SqliteBackendOptions,
+} from "../src/index.ts";
 import { withRawDb } from "./support/raw-db.ts";
 import { useTempDir } from "./support/temp-dir.ts";
 
@@ -71,4 +77,42 @@ describe("sqlite result backend", () => {
     expect(isCeleryTsError(await waiting, "CLOSED")).toBe(true);
     expect(isCeleryTsError(await backend.get("x").catch((e: unknown) => e), "CLOSED")).toBe(true);
   });
+  it("logs once that it cannot read results while another connection locks the file, and once when it can", async () => {
+    // An operator's tool holding the file's write lock (a rollback-journal transaction) before
+    // the backend first opens it.
+    const raw = new Database(file());
+    raw.exec("CREATE TABLE held (x)");
+    raw.exec("BEGIN EXCLUSIVE");
+    raw.exec("INSERT INTO held VALUES (1)");
+    const lines: { level: string; msg: string }[] = [];
+    const at = (level: string) => (msg: string) => void lines.push({ level, msg });
+    const logger: Logger = {
+      debug: at("debug"),
+      info: at("info"),
+      warn: at("warn"),
+      error: at("error"),
+    };
+    // Built from a URL, as a worker or a celery-ts command builds it, with their logger.
+    const backend = createBackendFromUrl(`sqlite:///${file()}`, { logger });
+    open.push(backend);
+    try {
+      // A wait fails with a clear, retryable error while the lock lasts (SQLite's busy wait).
+      const failed = await backend.waitFor("locked", { timeout: 60 }).catch((e: unknown) => e);
+      expect(isCeleryTsError(failed, "CONNECTION") && failed.retryable).toBe(true);
+      raw.exec("ROLLBACK");
+      raw.close();
+      const waiting = backend.waitFor("locked", { timeout: 60 });
+      await backend.store("locked", success("locked", 7));
+      expect((await waiting).result).toBe(7);
+      expect(lines.map((l) => [l.level, l.msg])).toEqual([
+        [
+          "warn",
+          "sqlite result backend: could not read results; waits look again at their next poll",
+        ],
+        ["info", "sqlite result backend: reading results works again"],
+      ]);
+    } finally {
+      if (raw.open) raw.close();
+    }
+  }, 120_000);
 });

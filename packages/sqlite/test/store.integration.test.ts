@@ -1,6 +1,6 @@
 import { join } from "node:path";
-import { storeConformance } from "@celery-ts/testing";
-import { createSqliteStore, createStoreFromUrl } from "../src/index.ts";
+import { atomicPublishConformance, storeConformance } from "@celery-ts/testing";
+import { createSqliteStore, createSqliteTransport, createStoreFromUrl } from "../src/index.ts";
 import { useTempDir } from "./support/temp-dir.ts";
 
 // Every connection of a test opens the same file in that test's own directory.
@@ -10,4 +10,13 @@ storeConformance("sqlite", { create: () => createSqliteStore({ path: join(dir(),
 
 storeConformance("sqlite (from a URL)", {
   create: () => createStoreFromUrl(`sqlite:///${join(dir(), "store.db")}`),
+});
+
+// Store and broker in one file: a tick's message and its record in one transaction.
+atomicPublishConformance("sqlite", {
+  pair: () => ({
+    store: createSqliteStore({ path: join(dir(), "beat.db") }),
+    transport: createSqliteTransport({ path: join(dir(), "beat.db"), pollInterval: 0.02 }),
+  }),
+  elsewhere: () => createSqliteTransport({ path: join(dir(), "other.db") }),
 });

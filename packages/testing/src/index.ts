@@ -30,6 +30,8 @@ export {
 } from "./test-servers.ts";
 export type { TestServers } from "./test-servers.ts";
 export { storeConformance } from "./store-suite.ts";
+export { atomicPublishConformance } from "./atomic-publish-suite.ts";
+export type { AtomicPublishHarness } from "./atomic-publish-suite.ts";
 export type { StoreHarness } from "./store-suite.ts";
 export { deleteRedisPrefix } from "./redis-keys.ts";
 export { NODE_COMPILE_CACHE_DIR, spawnCollecting, withCompileCache } from "./spawn-collecting.ts";

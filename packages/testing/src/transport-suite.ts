@@ -5,6 +5,7 @@ import { consumingTests } from "./internal/transport-consuming.ts";
 import { deadLetterTests } from "./internal/transport-dead-letters.ts";
 import { transportSuiteContext } from "./internal/transport-context.ts";
 import { lifecycleTests } from "./internal/transport-lifecycle.ts";
+import { liveTests } from "./internal/transport-live.ts";
 import { publishingTests } from "./internal/transport-publishing.ts";
 import { settlingTests } from "./internal/transport-settling.ts";
 
@@ -62,6 +63,7 @@ export function transportConformance(name: string, harness: TransportHarness): v
       publishingTests(ctx);
       batchTests(ctx);
       consumingTests(ctx);
+      liveTests(ctx);
       settlingTests(ctx);
       deadLetterTests(ctx);
     },

@@ -5,6 +5,7 @@ import type { ChannelModel, Options, SocketOptions } from "amqplib";
 import { connect as amqpConnect, lenientDecoding } from "./amqplib.ts";
 import { closedError, configError, mapAmqpError } from "./errors.ts";
 import type { BrokerAddress } from "./parse-url.ts";
+import type { RetryPolicy } from "./reattach.ts";
 import { SessionImpl, type ConnectionSettings, type Session } from "./session.ts";
 
 export { allowsGlobalQos } from "./session.ts";
@@ -24,6 +25,8 @@ export interface SessionListener {
 /** One broker connection, opened on demand and kept up, with backoff, while anyone listens. */
 export interface ConnectionManager {
   readonly closed: boolean;
+  /** How the connection is re-established; what is set up on it again follows the same. */
+  readonly retryPolicy: RetryPolicy;
   readonly session: Session | undefined;
   /** The open session, or one connection attempt; rejects with a mapped error. */
   open(): Promise<Session>;
@@ -121,6 +124,11 @@ class Manager implements ConnectionManager {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  get retryPolicy(): RetryPolicy {
+    const { reconnectInitialDelay, reconnectMaxDelay, reconnectAttempts } = this.#settings;
+    return { initial: reconnectInitialDelay, max: reconnectMaxDelay, attempts: reconnectAttempts };
   }
 
   get session(): Session | undefined {

@@ -210,6 +210,14 @@ class AmqpConsumer {
     signal.addEventListener("abort", onAbort, { once: true });
   }
 
+  #tellConsuming(): void {
+    try {
+      this.#options.onConsuming?.();
+    } catch (error) {
+      this.#context.logger.warn("amqp: the onConsuming callback threw", { error: String(error) });
+    }
+  }
+
   #prefetch(): number {
     return clampPrefetch(this.#options.prefetch);
   }
@@ -310,9 +318,13 @@ class AmqpConsumer {
       this.#current = attachment;
       await setQos(attachment, attachment.applied);
       for (const spec of this.#specs) await this.#consumeQueue(attachment, spec);
-      this.#everAttached = true;
       this.#failures = 0;
-      if (this.#stopped) await this.#stopConsuming(attachment);
+      if (this.#stopped) return void (await this.#stopConsuming(attachment));
+      if (!this.#everAttached) {
+        // Every queue's basic.consume-ok is in: the consumer is live (start() waits for this).
+        this.#everAttached = true;
+        this.#tellConsuming();
+      }
     } catch (raw) {
       const queues = this.#specs.map((s) => `"${s.name}"`).join(", ");
       const error = mapAmqpError(raw, `consume ${queues}`);

@@ -37,7 +37,8 @@ export interface ConnectionOptions {
   /**
    * How many reconnect attempts in a row may fail before giving up: consumers then end with the
    * last `CONNECTION` error (a worker stops). Publishes always try once more when called.
-   * @default Infinity: keep trying, with backoff, however long RabbitMQ is away
+   * @default Infinity: keep trying, with backoff, however long RabbitMQ is away; or the URL's
+   * `?reconnect_attempts=`
    */
   reconnectAttempts?: number;
 }
@@ -63,8 +64,9 @@ function attemptsOption(value: number | undefined): number {
 }
 
 export function resolveConnection(options: ConnectionOptions): ResolvedConnection {
+  const address = parseAmqpUrl(options.url ?? DEFAULT_BROKER_URL);
   return {
-    address: parseAmqpUrl(options.url ?? DEFAULT_BROKER_URL),
+    address,
     socketOptions: options.socketOptions ?? {},
     connectTimeoutMs: toMs(durationOption(PKG, "connectTimeout", options.connectTimeout, 5)),
     reconnectInitialDelay: durationOption(
@@ -74,6 +76,6 @@ export function resolveConnection(options: ConnectionOptions): ResolvedConnectio
       0.1,
     ),
     reconnectMaxDelay: durationOption(PKG, "reconnectMaxDelay", options.reconnectMaxDelay, 5),
-    reconnectAttempts: attemptsOption(options.reconnectAttempts),
+    reconnectAttempts: attemptsOption(options.reconnectAttempts ?? address.reconnectAttempts),
   };
 }

@@ -12,6 +12,8 @@ export interface BrokerAddress {
   /** Seconds; undefined takes the server's proposal. */
   heartbeat?: number;
   connectTimeoutMs?: number;
+  /** `?reconnect_attempts=`: the `reconnectAttempts` option, from the URL. */
+  reconnectAttempts?: number;
   /** From kombu's `ssl_*` parameters; files are read when connecting. */
   tls?: {
     caFile?: string;
@@ -42,6 +44,7 @@ const PARAMETERS = [
   "ssl_ca_certs",
   "ssl_certfile",
   "ssl_keyfile",
+  "reconnect_attempts",
 ];
 
 function decode(part: string, what: string, url: string): string {
@@ -112,6 +115,14 @@ export function parseAmqpUrl(url: string): BrokerAddress {
         break;
       case "connect_timeout":
         address.connectTimeoutMs = seconds(name, value, url) * 1000;
+        break;
+      case "reconnect_attempts":
+        if (!/^\d+$/.test(value) || Number(value) < 1) {
+          throw configError(
+            `reconnect_attempts in ${redact(url)} must be a whole number of 1 or more, got ${JSON.stringify(value)}`,
+          );
+        }
+        address.reconnectAttempts = Number(value);
         break;
       case "ssl_cert_reqs":
         if (!["CERT_NONE", "CERT_OPTIONAL", "CERT_REQUIRED"].includes(value)) {

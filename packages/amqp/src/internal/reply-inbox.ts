@@ -8,11 +8,11 @@ import {
   type ResultMeta,
   type WaitOptions,
 } from "@celery-ts/core";
-import { sleep } from "@celery-ts/core/driver";
 import type { Channel, ConsumeMessage } from "amqplib";
 import type { ConnectionManager, Session } from "./connection.ts";
 import { closedError, mapAmqpError, PKG } from "./errors.ts";
 import { encodeFieldTable } from "./field-table.ts";
+import { reattach } from "./reattach.ts";
 import { declarationKey } from "./topology.ts";
 
 export interface ReplyInboxOptions {
@@ -23,7 +23,6 @@ export interface ReplyInboxOptions {
   expiresMs: number;
   /** Results kept for `get()` and `waitFor()`, at most. */
   maxCached: number;
-  reconnectDelayMs: number;
 }
 
 /** A Celery result message as meta, or undefined (logged) when it is not one. */
@@ -70,8 +69,9 @@ function parseReply(
 
 /**
  * The reply queue of an rpc:// backend: declared and read once asked for, read again after a
- * reconnect or a deletion; the latest state of each task kept (a bounded cache) for `get()` and
- * `waitFor()`.
+ * reconnect or a deletion (retried as the connection is: its backoff, at most its
+ * `reconnectAttempts` in a row, after which the waits fail with the error); the latest state of
+ * each task kept (a bounded cache) for `get()` and `waitFor()`.
  */
 export class ReplyInbox {
   readonly #options: ReplyInboxOptions;
@@ -82,6 +82,8 @@ export class ReplyInbox {
   #reading: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
   #channel: Channel | undefined;
+  /** The session a read is being set up on again, while it is. */
+  #reattaching: Session | undefined;
 
   constructor(options: ReplyInboxOptions) {
     this.#options = options;
@@ -136,20 +138,54 @@ export class ReplyInbox {
   }
 
   async #startOnce(): Promise<void> {
-    const { manager, logger } = this.#options;
+    const { manager } = this.#options;
     const session = await manager.open();
     await this.#attach(session);
     this.#unsubscribe = manager.subscribe({
       up: (next) => {
         if (next === session && this.#channel) return;
-        void this.#attach(next).catch((error: unknown) => {
-          logger.warn("amqp: could not read the reply queue again", { error: String(error) });
-        });
+        this.#reattach(next);
       },
       down: () => {
         this.#channel = undefined;
       },
+      // The connection's own reconnect loop gave up (its reconnectAttempts).
+      gaveUp: (error) => this.#giveUp(error),
     });
+  }
+
+  /** Reads the reply queue again on `session`, retried with the connection's policy. */
+  #reattach(session: Session): void {
+    if (this.#reattaching === session) return;
+    this.#reattaching = session;
+    const { manager, logger, replyQueue } = this.#options;
+    reattach({
+      policy: manager.retryPolicy,
+      logger,
+      what: `rpc backend: read the reply queue "${replyQueue}" again`,
+      wanted: () => !this.#closed && session.alive && this.#channel === undefined,
+      attempt: () => this.#attach(session),
+    })
+      .catch((error: unknown) => this.#giveUp(error))
+      .finally(() => {
+        if (this.#reattaching === session) this.#reattaching = undefined;
+      });
+  }
+
+  /**
+   * The reply queue cannot be read: every wait fails with the error (results sent meanwhile wait
+   * in the queue until it expires), and the next wait tries again from the start.
+   */
+  #giveUp(error: unknown): void {
+    if (this.#closed) return;
+    this.#options.logger.error("amqp: rpc backend stopped reading the reply queue", {
+      queue: this.#options.replyQueue,
+      error: String(error),
+    });
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    this.#reading = undefined;
+    this.#waiters.rejectAll(error);
   }
 
   #declare(session: Session): Promise<void> {
@@ -196,17 +232,11 @@ export class ReplyInbox {
 
   /** A channel lost while the connection stays (the queue was deleted): read it again. */
   #channelClosed(session: Session, ch: Channel): void {
-    if (this.#channel === ch) this.#channel = undefined;
+    if (this.#channel !== ch) return;
+    this.#channel = undefined;
     if (this.#closed || !session.alive) return;
     session.forget(JSON.stringify(this.#options.replyQueue));
-    void sleep(this.#options.reconnectDelayMs).then(() => {
-      if (this.#closed || !session.alive || this.#channel) return;
-      return this.#attach(session).catch((error: unknown) => {
-        this.#options.logger.warn("amqp: could not read the reply queue again", {
-          error: String(error),
-        });
-      });
-    });
+    this.#reattach(session);
   }
 
   #onReply(message: ConsumeMessage): void {

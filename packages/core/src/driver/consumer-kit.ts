@@ -161,8 +161,27 @@ class Kit<H> implements ConsumerKit<H> {
     const forget = (): void => void this.#loops.delete(loop);
     loop.done.then(forget, forget);
     loop.start();
+    this.#tellConsuming(loop, consumeOptions);
     return loop.done;
   };
+
+  /**
+   * A queue keeps its messages until they are taken, so a running loop is a live consumer: tell
+   * `onConsuming` on a later tick (never from inside consume()) unless the loop stopped by then.
+   */
+  #tellConsuming(loop: ConsumeLoop<H>, { onConsuming }: ConsumeOptions): void {
+    if (!onConsuming) return;
+    setImmediate(() => {
+      if (loop.stopped) return;
+      try {
+        onConsuming();
+      } catch (error) {
+        this.#logger.warn(`${this.#options.pkg}: the onConsuming callback threw`, {
+          error: String(error),
+        });
+      }
+    });
+  }
 
   readonly close = ({ force = false }: { force?: boolean } = {}): Promise<void> => {
     this.#closing ??= this.#shutDown(force);

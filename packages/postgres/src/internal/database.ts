@@ -32,6 +32,18 @@ export function mapError(error: unknown, doing: string, where: string): CeleryTs
   });
 }
 
+/** True when `error` says the connection itself failed or was ended (not the statement). */
+function connectionLost(error: unknown): boolean {
+  const cause = isCeleryTsError(error) ? error.cause : error;
+  const code = String((cause as { code?: unknown } | undefined)?.code ?? "");
+  const text = cause instanceof Error ? cause.message : String(cause);
+  return (
+    networkErrorCode(cause) !== undefined ||
+    /^(08|57P0[123])/.test(code) ||
+    (code === "" && /terminat|timeout|Connection ended/i.test(text))
+  );
+}
+
 /** A schema name, checked, as a quoted identifier. */
 export function quoteSchema(schema: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,39}$/.test(schema)) {
@@ -42,7 +54,7 @@ export function quoteSchema(schema: string): string {
 
 export interface DatabaseOptions {
   url: string;
-  /** What uses it, for messages: "transport". */
+  /** What uses it, for messages: "PostgreSQL transport". */
   what: string;
   /** Statements that create what is missing; run once, under an advisory lock. */
   ddl: string;
@@ -62,22 +74,70 @@ export class Database {
   #listening: Promise<void> | undefined;
   readonly #wakers = new Set<(payload: string | undefined) => void>();
   #closed = false;
+  /** Who logs: "postgres transport", "postgres result backend". */
+  readonly #name: string;
+  /** The pool's connections were lost and no statement has succeeded since. */
+  #poolLost = false;
+  /**
+   * Counts the losses logged; each pool connection records the count it was opened in, so that
+   * the connections one cut ends, failing one after the other, are logged as one loss.
+   */
+  #generation = 0;
+  readonly #born = new WeakMap<pg.ClientBase, number>();
+  /** The LISTEN link was lost and has not come back yet. */
+  #listenLost = false;
 
   constructor(options: DatabaseOptions) {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
     const url = new URL(options.url);
     this.where = `${url.hostname}:${url.port || 5432}${url.pathname}`;
+    this.#name = `${PKG} ${options.what.replace(/^PostgreSQL /, "")}`;
   }
 
   /** Runs a statement; pg errors become CeleryTsErrors. */
   async query<R extends pg.QueryResultRow>(doing: string, text: string, values: unknown[] = []) {
-    const pool = await this.ready();
+    let client: pg.PoolClient | undefined;
+    // A checked-out connection ended by the server emits "error" (the query fails as well):
+    // without a listener that would end the process.
+    const ended = (error: Error): void => this.#poolDropped(error, client);
     try {
-      return await pool.query<R>(text, values);
+      client = await (await this.ready()).connect();
+      client.on("error", ended);
+      const result = await client.query<R>(text, values);
+      client.off("error", ended);
+      client.release();
+      this.#poolBack();
+      return result;
     } catch (error) {
+      const lost = connectionLost(error);
+      client?.off("error", ended);
+      // A connection that failed is not reused.
+      client?.release(lost ? (error as Error) : undefined);
+      if (lost) this.#poolDropped(error, client);
       throw mapError(error, doing, this.where);
     }
+  }
+
+  /**
+   * The pool lost its connections (the server restarted, or ended the sessions): logged once
+   * until a statement succeeds again. The pool opens new connections on the next statement.
+   */
+  #poolDropped(error: unknown, client?: pg.ClientBase): void {
+    if (this.#closed || this.#poolLost) return;
+    // Opened before the last loss logged: part of that outage.
+    if (client && (this.#born.get(client) ?? this.#generation) < this.#generation) return;
+    this.#poolLost = true;
+    this.#generation++;
+    this.#logger.warn(`${this.#name}: lost the connection to ${this.where}; reconnecting`, {
+      error: String((error as Error)?.message ?? error),
+    });
+  }
+
+  #poolBack(): void {
+    if (!this.#poolLost) return;
+    this.#poolLost = false;
+    this.#logger.info(`${this.#name}: reconnected to ${this.where}`);
   }
 
   /** Opens the pool and creates the tables, once; a failure is retried by the next call. */
@@ -88,9 +148,9 @@ export class Database {
         max: 4,
         connectionTimeoutMillis: 5_000,
       }));
-      pool.on("error", (error) =>
-        this.#logger.warn(`${PKG}: idle connection lost`, { error: String(error) }),
-      );
+      pool.on("connect", (client) => this.#born.set(client, this.#generation));
+      // An idle connection ended by the server: the next statement opens another.
+      pool.on("error", (error, client) => this.#poolDropped(error, client));
       try {
         await pool.query(
           `BEGIN; SELECT pg_advisory_xact_lock(hashtext('celery_ts_ddl')); ${this.#options.ddl}; COMMIT`,
@@ -134,19 +194,32 @@ export class Database {
       }
       if (this.#closed) return void client.end().catch(() => {});
       this.#listener = client;
+      if (this.#listenLost) {
+        this.#listenLost = false;
+        this.#logger.info(`${this.#name}: reconnected the LISTEN connection to ${this.where}`);
+      }
       this.#wakers.forEach((wake) => wake(undefined));
     })();
     this.#listening.catch((error: unknown) => this.#lost(undefined, error));
     return this.#listening;
   }
 
-  /** The LISTEN link dropped: consumers keep polling meanwhile; it comes back in a second. */
+  /**
+   * The LISTEN link dropped, or could not come back: consumers keep polling meanwhile; it is
+   * tried again each second, and the loss is logged once until it is back.
+   */
   #lost(client: pg.Client | undefined, error: unknown): void {
     if (this.#closed || (client && client !== this.#listener) || this.#wakers.size === 0) {
       this.#listening = undefined;
       return;
     }
-    this.#logger.warn(`${PKG}: LISTEN connection lost; reconnecting`, { error: String(error) });
+    if (!this.#listenLost) {
+      this.#listenLost = true;
+      this.#logger.warn(
+        `${this.#name}: lost the LISTEN connection to ${this.where}; reconnecting`,
+        { error: String((error as Error)?.message ?? error) },
+      );
+    }
     void client?.end().catch(() => {});
     this.#listener = undefined;
     this.#listening = undefined;

@@ -1,7 +1,8 @@
 import { CeleryTsError, isCeleryTsError, type ConnectionEvent, type Logger } from "@celery-ts/core";
 import { Redis, type RedisOptions } from "ioredis";
 import { backoffDelay, closedError, connectionError, toMs } from "@celery-ts/core/driver";
-import { isAuthError, mapRedisError, PKG } from "./errors.ts";
+import { configError, isAuthError, mapRedisError, PKG } from "./errors.ts";
+import { outageLog, type OutageLog } from "./outage-log.ts";
 import { parseRedisUrl, type ParsedRedisUrl } from "./parse-url.ts";
 
 /** How to reach Redis: a URL, ioredis options, or a client the caller owns. */
@@ -10,6 +11,29 @@ export type RedisConnection = string | RedisOptions | Redis;
 /** Reconnection delays (ms): the kit's backoff from 0.1 s up to 3 s, jittered so a fleet does not stampede. */
 export function defaultRetryStrategy(times: number): number {
   return Math.round(toMs(backoffDelay(times, { initial: 0.1, max: 3 })));
+}
+
+/**
+ * `reconnectAttempts` checked, as `@celery-ts/amqp` checks it: a whole number of 1 or more, or
+ * `Infinity` (the default: keep trying).
+ */
+export function reconnectAttemptsOption(value: number | undefined): number {
+  if (value === undefined || value === Infinity) return Infinity;
+  if (!Number.isInteger(value) || value < 1) {
+    throw configError(
+      `reconnectAttempts must be a whole number of 1 or more, or Infinity, got ${String(value)}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * ioredis's `retryStrategy` for at most `attempts` failed reconnect attempts in a row (ioredis
+ * counts them from the last time the connection was ready): then it stops, and the connection ends.
+ */
+function retryStrategyFor(attempts: number): (times: number) => number | null {
+  if (attempts === Infinity) return defaultRetryStrategy;
+  return (times) => (times > attempts ? null : defaultRetryStrategy(times));
 }
 
 /**
@@ -41,6 +65,11 @@ const DUPLICATE_OVERRIDES: RedisOptions = {
   autoResubscribe: false,
   maxRetriesPerRequest: 0,
 };
+
+/** ioredis is connecting, or connected: `connect()` would refuse. */
+function isUnderWay(status: string): boolean {
+  return status === "connecting" || status === "connect" || status === "ready";
+}
 
 /** ioredis refused to write the command: it never reached the server. */
 function isUnsent(error: unknown): boolean {
@@ -74,13 +103,15 @@ export interface ResolvedConnection {
   target: string;
   /** The options a URL set beside the connection (visibility timeout, key prefix, expiry). */
   fromUrl: Omit<ParsedRedisUrl, "redis" | "target">;
+  /** Failed reconnect attempts in a row before a connection we made gives up; Infinity: never. */
+  reconnectAttempts: number;
 }
 
 /**
  * A client with celery-ts's defaults. Replies are read in ioredis's "legacy" shapes (arrays, not
  * RESP3 maps), so a `replyMapping` other than that is refused rather than misread.
  */
-function newClient(options: RedisOptions): Redis {
+function newClient(options: RedisOptions, reconnectAttempts: number): Redis {
   const { replyMapping, ...rest } = options;
   if (replyMapping !== undefined && replyMapping !== "legacy") {
     throw new CeleryTsError(
@@ -90,22 +121,38 @@ function newClient(options: RedisOptions): Redis {
       { pkg: PKG },
     );
   }
-  return new Redis<"legacy">({ ...OWNED_DEFAULTS, ...rest });
+  const retryStrategy = retryStrategyFor(reconnectAttempts);
+  return new Redis<"legacy">({ ...OWNED_DEFAULTS, retryStrategy, ...rest });
 }
 
-/** Builds (or adopts) the main client. No I/O: the connection opens on first use. */
-export function resolveConnection(connection: RedisConnection | undefined): ResolvedConnection {
+/**
+ * Builds (or adopts) the main client. No I/O: the connection opens on first use.
+ * `reconnectAttempts` (the option) wins over the URL's `?reconnect_attempts=`; a client given
+ * keeps its own `retryStrategy`.
+ */
+export function resolveConnection(
+  connection: RedisConnection | undefined,
+  reconnectAttempts?: number,
+): ResolvedConnection {
   if (isRedisClient(connection)) {
     return {
       client: connection,
       owned: false,
       target: describeTarget(connection.options),
       fromUrl: {},
+      reconnectAttempts: Infinity,
     };
   }
   if (connection === undefined || typeof connection === "string") {
     const { redis, target, ...fromUrl } = parseRedisUrl(connection ?? "redis://127.0.0.1:6379/0");
-    return { client: newClient(redis), owned: true, target, fromUrl };
+    const attempts = reconnectAttemptsOption(reconnectAttempts ?? fromUrl.reconnectAttempts);
+    return {
+      client: newClient(redis, attempts),
+      owned: true,
+      target,
+      fromUrl,
+      reconnectAttempts: attempts,
+    };
   }
   if (typeof connection !== "object" || connection === null) {
     throw new CeleryTsError(
@@ -122,11 +169,13 @@ export function resolveConnection(connection: RedisConnection | undefined): Reso
       { pkg: PKG },
     );
   }
+  const attempts = reconnectAttemptsOption(reconnectAttempts);
   return {
-    client: newClient(connection),
+    client: newClient(connection, attempts),
     owned: true,
     target: describeTarget(connection),
     fromUrl: {},
+    reconnectAttempts: attempts,
   };
 }
 
@@ -144,20 +193,40 @@ export interface LinkOptions {
   what: string;
   /** Told of each loss (after the connection had been up) and each recovery, as they are logged. */
   onEvent?: (event: ConnectionEvent) => void;
+  /** `reconnectAttempts` of the client (its `retryStrategy` stops after so many). @default Infinity */
+  reconnectAttempts?: number;
+  /**
+   * A consumer's connection: once it gave up reconnecting (`reconnectAttempts`), every wait for it
+   * rejects with a `CONNECTION` error that is not retryable, so consuming ends. Other connections
+   * try once more each time they are used.
+   */
+  final?: boolean;
 }
+
+const errorText = (error: unknown): string => String((error as Error)?.message ?? error);
 
 /**
  * One ioredis connection and what we know of its health: waits for it to be ready within a
- * deadline, maps its errors, logs losses and recoveries once each, and runs callbacks on every
+ * deadline, maps its errors, reports losses and recoveries (logged once per outage for all the
+ * connections of a logger to one server: see `outageLog`), and runs callbacks on every
  * (re)connection so that subscriptions and client tracking can be set up again.
  */
 export class Link {
   readonly client: Redis;
   readonly target: string;
   readonly #options: LinkOptions;
+  readonly #outage: OutageLog;
   #everReady = false;
   #lost = false;
   #closed = false;
+  /**
+   * Disconnected on purpose (nothing waited for a connection that never came up): the next wait
+   * connects again. ioredis leaves a client disconnected while "reconnecting" in that state,
+   * without an "end", so this flag, not the status, says that it must be started again.
+   */
+  #abandoned = false;
+  /** The error a final link gave up with: every wait rejects with it. */
+  #gaveUp: CeleryTsError | undefined;
   #lastError: unknown;
   readonly #readyCallbacks = new Set<() => void>();
   readonly #waiters = new Set<ReadyWaiter>();
@@ -167,12 +236,10 @@ export class Link {
     this.client = client;
     this.target = options.target;
     this.#options = options;
+    this.#outage = outageLog(options.logger, options.target, options.reconnectAttempts ?? Infinity);
     // A client given to us may be connected already: its "ready" has come and gone.
     this.#everReady = client.status === "ready";
     const { logger, role } = options;
-    // Which part's connection, so that a worker's transport and backend (each with a command
-    // connection) log distinct lines: "redis transport: lost the command connection ...".
-    const name = `redis ${options.what}`;
     const onError = (error: unknown): void => {
       this.#lastError = error;
       // Wrong credentials will not get better by waiting: tell every waiter now.
@@ -180,32 +247,21 @@ export class Link {
         this.#settleWaiters(mapRedisError(error, this.target));
         this.#stopIfAbandoned();
       }
-      if (this.#everReady && !this.#lost && !this.#closed) {
-        this.#lost = true;
-        logger.warn(`${name}: lost the ${role} connection to ${this.target}; reconnecting`, {
-          error: String((error as Error)?.message ?? error),
-        });
-        options.onEvent?.({ type: "lost", role });
-      } else {
+      if (!this.#markLost(error)) {
         logger.debug(`redis: ${role} connection to ${this.target} failed`, {
-          error: String((error as Error)?.message ?? error),
+          error: errorText(error),
         });
       }
     };
-    const onClose = (): void => {
-      if (this.#everReady && !this.#lost && !this.#closed) {
-        this.#lost = true;
-        logger.warn(`${name}: lost the ${role} connection to ${this.target}; reconnecting`);
-        options.onEvent?.({ type: "lost", role });
-      }
-    };
+    const onClose = (): void => void this.#markLost(undefined);
     const onReconnecting = (delay: unknown): void => {
       if (!this.#closed)
         logger.debug(`redis: reconnecting the ${role} connection in ${String(delay)} ms`);
     };
     const onReady = (): void => {
       if (this.#lost) {
-        logger.info(`${name}: reconnected the ${role} connection to ${this.target}`);
+        logger.debug(`redis ${options.what}: reconnected the ${role} connection to ${this.target}`);
+        this.#outage.recovered(this);
         options.onEvent?.({ type: "recovered", role });
       }
       this.#lost = false;
@@ -213,11 +269,7 @@ export class Link {
       this.#settleWaiters();
       this.#readyCallbacks.forEach((callback) => callback());
     };
-    const onEnd = (): void => {
-      this.#settleWaiters(
-        this.#closed ? closedError(PKG, `Redis ${options.what}`) : this.#unreachable(Number.NaN),
-      );
-    };
+    const onEnd = (): void => this.#ended();
     client.on("error", onError);
     client.on("close", onClose);
     client.on("reconnecting", onReconnecting);
@@ -230,6 +282,43 @@ export class Link {
       client.off("ready", onReady);
       client.off("end", onEnd);
     };
+  }
+
+  /** The first sign that a connection which had been up is gone; false when it is not that. */
+  #markLost(error: unknown): boolean {
+    if (!this.#everReady || this.#lost || this.#closed) return false;
+    this.#lost = true;
+    const { what, role, logger } = this.#options;
+    const text = error === undefined ? undefined : errorText(error);
+    logger.debug(`redis ${what}: lost the ${role} connection to ${this.target}`, {
+      ...(text !== undefined && { error: text }),
+    });
+    this.#outage.lost(this, `${what} ${role}`, text);
+    this.#options.onEvent?.({ type: "lost", role });
+    return true;
+  }
+
+  /** ioredis stopped: closed by us, abandoned, or out of reconnect attempts. */
+  #ended(): void {
+    if (this.#closed) return this.#settleWaiters(closedError(PKG, `Redis ${this.#options.what}`));
+    const unreachable = this.#unreachable(Number.NaN);
+    const { what, role, logger, final, reconnectAttempts: attempts = Infinity } = this.#options;
+    // ioredis counts the failed attempts, and one more when its retryStrategy says stop; not
+    // when it was disconnected on purpose.
+    const failed = (this.client as unknown as { retryAttempts?: number }).retryAttempts ?? 0;
+    if (!this.#options.owned || !(failed > attempts)) return this.#settleWaiters(unreachable);
+    // Out of attempts: the outage no longer waits for this connection.
+    this.#outage.forget(this);
+    if (final) {
+      const text =
+        `gave up reconnecting to Redis at ${this.target} after ${attempts} failed attempts in a ` +
+        "row (reconnectAttempts); raise or remove the limit to keep trying";
+      this.#gaveUp = connectionError(PKG, text, { retryable: false, cause: this.#lastError });
+      logger.error(`redis ${what}: ${text}`, { connection: role });
+    } else {
+      logger.debug(`redis ${what}: the ${role} connection stopped reconnecting; next use retries`);
+    }
+    this.#settleWaiters(this.#gaveUp ?? unreachable);
   }
 
   get closed(): boolean {
@@ -258,6 +347,7 @@ export class Link {
    */
   waitReady(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.#closed) return Promise.reject(closedError(PKG, `Redis ${this.#options.what}`));
+    if (this.#gaveUp) return Promise.reject(this.#gaveUp);
     const { client } = this;
     if (client.status === "ready") return Promise.resolve();
     if (client.status === "end") {
@@ -270,9 +360,9 @@ export class Link {
           ),
         );
       }
-      client.connect().catch(() => undefined);
-    } else if (client.status === "wait") {
-      client.connect().catch(() => undefined);
+      this.#restart();
+    } else if (client.status === "wait" || (this.#abandoned && !isUnderWay(client.status))) {
+      this.#restart();
     }
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -298,12 +388,18 @@ export class Link {
     });
   }
 
+  #restart(): void {
+    this.#abandoned = false;
+    this.client.connect().catch(() => undefined);
+  }
+
   /**
    * A connection that never came up stops retrying once nothing waits for it: a reconnect loop
    * would keep the process alive. The next operation starts it again.
    */
   #stopIfAbandoned(): void {
     if (!this.#everReady && this.#options.owned && !this.#closed && this.#waiters.size === 0) {
+      this.#abandoned = true;
       this.client.disconnect();
     }
   }
@@ -350,6 +446,7 @@ export class Link {
   async close(force = false): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#outage.forget(this);
     this.#readyCallbacks.clear();
     this.#settleWaiters(closedError(PKG, `Redis ${this.#options.what}`));
     const { client } = this;

@@ -12,6 +12,8 @@ export interface ParsedRedisUrl {
   keyPrefix?: string;
   /** Seconds (`?result_expires=`); 0 keeps results forever. */
   expires?: number;
+  /** `?reconnect_attempts=`: failed reconnect attempts in a row before giving up. */
+  reconnectAttempts?: number;
   /** `?dead_letters=`, `?dead_letter_max_*=`, `?max_message_bytes=` (broker). */
   limits?: DeliveryLimitOptions;
 }
@@ -31,6 +33,8 @@ const PARAMETERS: Record<string, string> = {
   ssl_cert_reqs: "required (default), optional or none (rediss URLs)",
   socket_connect_timeout: "seconds to wait for a connection",
   socket_timeout: "seconds to wait for a command's reply",
+  reconnect_attempts:
+    "failed reconnect attempts in a row before giving up (a worker then stops); default: no limit",
 };
 
 function fail(url: string, reason: string): never {
@@ -229,6 +233,17 @@ function applyQuery(
       case "socket_timeout":
         parsed.redis.commandTimeout = seconds(url, name, value);
         break;
+      case "reconnect_attempts": {
+        const n = Number(value);
+        if (!/^\d+$/.test(value.trim()) || n < 1) {
+          return fail(
+            url,
+            `reconnect_attempts must be a whole number of 1 or more, got "${value}"`,
+          );
+        }
+        parsed.reconnectAttempts = n;
+        break;
+      }
       default: {
         const known = Object.entries(PARAMETERS)
           .map(([key, meaning]) => `${key} (${meaning})`)

@@ -1,7 +1,7 @@
-import { randomUUID } from "node:crypto";
-import { encodeEnvelope, type PublishItem } from "@celery-ts/core";
+import type { PublishItem } from "@celery-ts/core";
 import type { ChainableCommander } from "ioredis";
-import { clampPriority, type KeyLayout } from "./keys.ts";
+import type { KeyLayout } from "./keys.ts";
+import { queuedMessage } from "./queued-message.ts";
 
 /**
  * Queues a batch of publishes on one pipeline (a MULTI, so the batch lands whole): kombu's
@@ -22,13 +22,8 @@ export function queueBatch(
     }
   }
   for (const { message, options } of batch) {
-    const raw = encodeEnvelope(message, {
-      exchange: "",
-      routingKey: options.queue,
-      priority: options.priority ?? 0,
-      deliveryTag: randomUUID(),
-    });
-    transaction.lpush(keys.list(options.queue, clampPriority(options.priority ?? 0)), raw);
+    const { list, raw } = queuedMessage(keys, message, options);
+    transaction.lpush(list, raw);
   }
   return [...declaring];
 }

@@ -1,13 +1,9 @@
-import { randomUUID } from "node:crypto";
-import {
-  encodeEnvelope,
-  type PublishItem,
-  type PublishOptions,
-  type WireMessage,
-} from "@celery-ts/core";
+import type { PublishItem, PublishOptions, WireMessage } from "@celery-ts/core";
 import type { Redis } from "ioredis";
-import { clampPriority, type KeyLayout } from "./keys.ts";
+import { registerQueueLayout } from "./atomic-publish.ts";
+import type { KeyLayout } from "./keys.ts";
 import { queueBatch } from "./publish-batch.ts";
+import { queuedMessage } from "./queued-message.ts";
 import { createDeadLetterCommands } from "./dead-letter-commands.ts";
 import { execChecked } from "./redis-primitives.ts";
 
@@ -16,6 +12,8 @@ import { execChecked } from "./redis-primitives.ts";
  */
 export function createQueueCommands(options: {
   keys: KeyLayout;
+  /** The server and database (`ResolvedConnection.target`): a store on it can publish atomically. */
+  target: string;
   /** A command on the main connection, bounded and mapped. */
   command<T>(work: (client: Redis) => Promise<T>): Promise<T>;
   /** Throws CLOSED after close(). */
@@ -27,17 +25,10 @@ export function createQueueCommands(options: {
   /** Queues whose kombu binding this connection has declared. */
   const declared = new Set<string>();
   const queueCommands = {
-    async publish(message: WireMessage, { queue, priority }: PublishOptions) {
+    async publish(message: WireMessage, options: PublishOptions) {
       ensureOpen();
-      // `availableAt` needs nothing here: the message's eta header makes the worker hold it,
-      // as a Celery worker does (delayedDelivery: "worker").
-      const raw = encodeEnvelope(message, {
-        exchange: "",
-        routingKey: queue,
-        priority: priority ?? 0,
-        deliveryTag: randomUUID(),
-      });
-      const list = keys.list(queue, clampPriority(priority ?? 0));
+      const { queue } = options;
+      const { list, raw } = queuedMessage(keys, message, options);
       // The binding is declared once per queue and connection, as kombu declares a queue once;
       // after that a publish is a single LPUSH.
       if (declared.has(queue)) {
@@ -87,6 +78,8 @@ export function createQueueCommands(options: {
       return lengths.reduce<number>((sum, n) => sum + n, 0);
     },
   };
+  // The store on the same database finds the layout by this publish function (see atomic-publish).
+  registerQueueLayout(queueCommands.publish, { keys, target: options.target, ensureOpen });
   if (!options.deadLetters) return queueCommands;
   return { ...queueCommands, ...createDeadLetterCommands(keys, command, ensureOpen) };
 }

@@ -19,9 +19,11 @@ export class BeatProcess {
   text = "";
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[]) {
+  /** `env`: added to this process's environment. */
+  constructor(args: string[], env: Record<string, string> = {}) {
     this.child = spawn(process.execPath, [CLI, ...args, "--log-format", "json"], {
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
     });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
       createInterface({ input: stream }).on("line", (line) => {

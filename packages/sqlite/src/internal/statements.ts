@@ -27,6 +27,10 @@ CREATE INDEX IF NOT EXISTS celery_ts_messages_dead
   ON celery_ts_messages (queue, dead_at) WHERE state = 'dead';
 `;
 
+/** A message row's insert: queue, priority, available_at, payload (see `messageRow`). */
+export const INSERT_MESSAGE =
+  "INSERT INTO celery_ts_messages (queue, priority, available_at, payload) VALUES (?, ?, ?, ?)";
+
 interface Candidate {
   id: number;
   priority: number;
@@ -50,9 +54,7 @@ export interface ClaimRequest {
 
 function prepareStatements(db: Database.Database) {
   return {
-    insert: db.prepare<[string, number, number, string]>(
-      "INSERT INTO celery_ts_messages (queue, priority, available_at, payload) VALUES (?, ?, ?, ?)",
-    ),
+    insert: db.prepare<[string, number, number, string]>(INSERT_MESSAGE),
     // Walks the queue's ready index in delivery order, so it reads about `limit` rows.
     readyIn: db.prepare<[string, number, number], Candidate>(
       `SELECT id, priority, octet_length(payload) AS size FROM celery_ts_messages

@@ -12,6 +12,7 @@ import {
 import { parseEntry, type BeatEntry, type ParsedEntry } from "./beat-entry.ts";
 import { runBeatLoop } from "./beat-loop.ts";
 import { beatKeys, createBeatSchedule, type BeatSchedule } from "./beat-schedule.ts";
+import { connectAllOnStartup } from "../internal/connect-on-startup.ts";
 import { createLeaderLease } from "./leader-lease.ts";
 import type { PassContext } from "./leader-pass.ts";
 
@@ -43,6 +44,12 @@ export interface BeatOptions {
    * @default twice leaseSeconds
    */
   graceSeconds?: number;
+  /**
+   * As the worker's: wait for an unreachable broker or store at `start()`, retrying with backoff
+   * and logging each attempt; `false` rejects at once.
+   * @default true
+   */
+  brokerConnectionRetryOnStartup?: boolean;
   /** @default silentLogger */
   logger?: Logger;
 }
@@ -130,24 +137,44 @@ async function openBeat(
   let store: CoordinationStore | undefined;
   try {
     store = await resolveStore(config.storeSpec, { logger });
-    await transport.connect();
-    await store.connect();
+    const connected = store;
+    await connectAllOnStartup(
+      [
+        {
+          what: "broker",
+          given: options.broker,
+          name: `${transport.name} transport`,
+          connect: () => transport.connect(),
+        },
+        {
+          what: "coordination store",
+          given: config.storeSpec,
+          name: `${connected.name} store`,
+          connect: () => connected.connect(),
+        },
+      ],
+      { log: logger, retry: options.brokerConnectionRetryOnStartup ?? true },
+    );
   } catch (error) {
     if (store && typeof options.store !== "object") await store.close().catch(() => undefined);
     if (typeof options.broker === "string") await transport.close().catch(() => undefined);
     throw error;
   }
   const lease = createLeaderLease({ store, keys, instanceId, leaseMs, logger });
+  // The broker on the store's server: a tick is published and recorded in one atomic step.
+  const atomic = store.atomicPublisher?.(transport);
   logger.info("beat: started", {
     instance: instanceId,
     namespace,
     entries: config.staticEntries.size,
     store: store.name,
     leaseSeconds: leaseMs / 1000,
+    sending: atomic ? "exactly once (atomic publish and record)" : "at least once (two steps)",
   });
   const pass: PassContext = {
     store,
     transport,
+    atomic,
     lease,
     keys,
     namespace,

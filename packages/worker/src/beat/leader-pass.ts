@@ -3,9 +3,12 @@ import {
   decodeJson,
   encodeJson,
   encodeTaskMessage,
+  type AtomicPublisher,
   type CoordinationStore,
   type Logger,
+  type PublishOptions,
   type Transport,
+  type WireMessage,
 } from "@celery-ts/core";
 import { parseEntry, type BeatEntry, type ParsedEntry } from "./beat-entry.ts";
 import { decodeRecord, putValue, type BeatKeys } from "./beat-schedule.ts";
@@ -16,6 +19,11 @@ import { planTick, tickTaskId, type TickRecord } from "./plan-tick.ts";
 export interface PassContext {
   store: CoordinationStore;
   transport: Transport;
+  /**
+   * The store's atomic publisher for this transport, when it has one (the broker is the store's
+   * server): a tick is then published and recorded sent in one step, and never sent twice.
+   */
+  atomic: AtomicPublisher | undefined;
   lease: LeaderLease;
   keys: BeatKeys;
   namespace: string;
@@ -83,23 +91,81 @@ export async function readSchedule(ctx: PassContext): Promise<Snapshot> {
   return { entries, paused, records };
 }
 
-/** Publishes the message of a tick; returns the queue. */
-async function publish(ctx: PassContext, entry: BeatEntry, record: TickRecord): Promise<string> {
+/** The message of a tick, and where it goes. */
+function tickMessage(
+  entry: BeatEntry,
+  id: string,
+): { message: WireMessage; options: PublishOptions } {
   const { options: send = {} } = entry;
   const message = createTaskMessage({
     task: entry.task,
-    id: record.id!,
+    id,
     args: entry.args ?? [],
     kwargs: entry.kwargs ?? {},
     ...(send.expires !== undefined && { expires: new Date(Date.now() + send.expires * 1000) }),
     ...(send.priority !== undefined && { priority: send.priority }),
   });
-  const queue = send.queue ?? "celery";
-  await ctx.transport.publish(encodeTaskMessage(message), {
-    queue,
+  const options = {
+    queue: send.queue ?? "celery",
     ...(send.priority !== undefined && { priority: send.priority }),
+  };
+  return { message: encodeTaskMessage(message), options };
+}
+
+/** Publishes the message of a tick; returns the queue. */
+async function publish(ctx: PassContext, entry: BeatEntry, record: TickRecord): Promise<string> {
+  const { message, options } = tickMessage(entry, record.id!);
+  await ctx.transport.publish(message, options);
+  return options.queue;
+}
+
+/**
+ * A test hook: with `CELERY_TS_BEAT_TEST_CRASH=after-publish` in its environment, the process
+ * SIGKILLs itself as soon as its first publish of a tick returns, before it records anything
+ * more: the crash window between publishing a tick and recording it sent.
+ */
+function crashHook(): void {
+  if (process.env.CELERY_TS_BEAT_TEST_CRASH !== "after-publish") return;
+  process.kill(process.pid, "SIGKILL");
+  // The signal is on its way: run nothing more meanwhile.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10_000);
+}
+
+function logSent(ctx: PassContext, entry: BeatEntry, record: TickRecord, queue: string): void {
+  ctx.logger.info("beat: sent", {
+    entry: entry.name,
+    task: entry.task,
+    id: record.id,
+    tick: new Date(record.tick).toISOString(),
+    queue,
+    token: record.token,
   });
-  return queue;
+}
+
+/**
+ * Publishes a tick and records it `sent` (a fenced compare-and-set from `raw`) in one atomic step
+ * of the store's atomic publisher: a leader killed at any moment leaves both or neither, so no
+ * tick is sent twice. Returns the record written; undefined when refused (nothing was sent).
+ */
+async function sendAtomically(
+  ctx: PassContext,
+  entry: BeatEntry,
+  raw: string | undefined,
+  tick: { tick: number; id: string; task: string },
+): Promise<string | undefined> {
+  const token = ctx.lease.token;
+  if (token === undefined || !ctx.atomic) return undefined;
+  const next: TickRecord = { ...tick, state: "sent", token, at: Date.now() };
+  const value = encodeJson(next);
+  const { message, options } = tickMessage(entry, tick.id);
+  const fence = { key: ctx.keys.fence, token };
+  const key = `${ctx.keys.last}${entry.name}`;
+  if (!(await ctx.atomic.publishIfSet(message, options, { key, expected: raw, value, fence }))) {
+    return undefined;
+  }
+  crashHook();
+  logSent(ctx, entry, next, options.queue);
+  return value;
 }
 
 /** Records `next` in place of `raw`, fenced by our token; undefined when we may not (any more). */
@@ -128,17 +194,11 @@ async function sendRecorded(ctx: PassContext, entry: BeatEntry, raw: string): Pr
   // publishes it (once) with the same id.
   if (ctx.lease.token === undefined) return false;
   const queue = await publish(ctx, entry, sending);
+  crashHook();
   // At once: killed between the publish and this, the next leader publishes it again.
   const sent = encodeJson({ ...sending, state: "sent", at: Date.now() });
   await ctx.store.compareAndSet(`${ctx.keys.last}${entry.name}`, raw, sent);
-  ctx.logger.info("beat: sent", {
-    entry: entry.name,
-    task: entry.task,
-    id: sending.id,
-    tick: new Date(sending.tick).toISOString(),
-    queue,
-    token: sending.token,
-  });
+  logSent(ctx, entry, sending, queue);
   return true;
 }
 
@@ -157,7 +217,12 @@ async function handle(
   const base = { at: now, task: entry.task, token: 0 };
   let written: string | undefined;
   let sent = false;
-  if (plan.kind === "resend") {
+  if (plan.kind === "resend" && ctx.atomic) {
+    // Left `sending` by a leader that published in two steps (an older version): same task id.
+    const { tick, id, task } = current!;
+    written = await sendAtomically(ctx, entry, raw, { tick, id: id!, task });
+    sent = written !== undefined;
+  } else if (plan.kind === "resend") {
     // Sent by a leader that died (or failed to publish) before marking it sent: same task id.
     written = await record(ctx, entry.name, raw, { ...current!, ...base, task: current!.task });
     if (written) sent = await sendRecorded(ctx, entry, written);
@@ -170,6 +235,10 @@ async function handle(
         tick: new Date(plan.tick).toISOString(),
       });
     }
+  } else if (ctx.atomic) {
+    const id = tickTaskId(ctx.namespace, entry.name, plan.tick);
+    written = await sendAtomically(ctx, entry, raw, { tick: plan.tick, id, task: entry.task });
+    sent = written !== undefined;
   } else {
     const id = tickTaskId(ctx.namespace, entry.name, plan.tick);
     // Recorded before it is published: a leader that lost the lease cannot get this far.

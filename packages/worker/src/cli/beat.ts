@@ -192,6 +192,7 @@ export interface EmbeddedBeatOptions {
   timezone?: string | undefined;
   leaseSeconds?: number | undefined;
   graceSeconds?: number | undefined;
+  brokerConnectionRetryOnStartup?: boolean | undefined;
   logger: Logger;
 }
 
@@ -207,6 +208,9 @@ export async function startBeat(options: EmbeddedBeatOptions): Promise<Beat> {
     ...(options.timezone !== undefined && { timezone: options.timezone }),
     ...(options.leaseSeconds !== undefined && { leaseSeconds: options.leaseSeconds }),
     ...(options.graceSeconds !== undefined && { graceSeconds: options.graceSeconds }),
+    ...(options.brokerConnectionRetryOnStartup !== undefined && {
+      brokerConnectionRetryOnStartup: options.brokerConnectionRetryOnStartup,
+    }),
   });
   await beat.start();
   return beat;

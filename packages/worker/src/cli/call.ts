@@ -5,6 +5,7 @@ import {
   parseCeleryDate,
   resolveTransport,
 } from "@celery-ts/core";
+import { COMMAND_LOG_OPTIONS, COMMAND_LOG_USAGE, commandLogger } from "./log-options.ts";
 
 const USAGE = `Usage: celery-ts call <task name> [options]
 
@@ -19,6 +20,7 @@ Options:
       --countdown <s>         run no sooner than this many seconds from now
       --eta <iso date>        run no sooner than this time
       --expires <s|iso date>  revoke it if it has not started by then
+${COMMAND_LOG_USAGE}
   -h, --help`;
 
 function json<T>(
@@ -60,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       countdown: { type: "string" },
       eta: { type: "string" },
       expires: { type: "string" },
+      ...COMMAND_LOG_OPTIONS,
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -87,7 +90,7 @@ export async function run(argv: string[]): Promise<number> {
     ...(eta && { eta }),
     ...(expires && { expires }),
   });
-  const transport = await resolveTransport(broker);
+  const transport = await resolveTransport(broker, { logger: commandLogger(values) });
   try {
     await transport.publish(encodeTaskMessage(message), {
       queue,

@@ -6,6 +6,7 @@ import {
   type DeadLetterMethods,
   type Transport,
 } from "@celery-ts/core";
+import { COMMAND_LOG_OPTIONS, COMMAND_LOG_USAGE, commandLogger } from "./log-options.ts";
 
 const USAGE = `Usage: celery-ts dead-letters <list|replay|purge> [options]
 
@@ -23,6 +24,7 @@ Options:
       --limit <n>        at most n per queue, oldest first
       --json             list: JSON lines
   -f, --force            replay, purge: do not ask (required without a terminal)
+${COMMAND_LOG_USAGE}
   -h, --help`;
 
 async function confirm(question: string): Promise<boolean> {
@@ -68,6 +70,7 @@ export async function run(argv: string[]): Promise<number> {
       limit: { type: "string" },
       json: { type: "boolean" },
       force: { type: "boolean", short: "f" },
+      ...COMMAND_LOG_OPTIONS,
       help: { type: "boolean", short: "h" },
     },
   });
@@ -102,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
     )
       return 1;
   }
-  const transport = await resolveTransport(broker);
+  const transport = await resolveTransport(broker, { logger: commandLogger(values) });
   try {
     const api = deadLetterApi(transport);
     let total = 0;

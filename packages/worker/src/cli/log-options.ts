@@ -32,3 +32,25 @@ export function loggerFromFlags(values: {
   }
   return createConsoleLogger({ level, format, fields: { pid: process.pid } });
 }
+
+/** The logging options of the one-shot commands (inspect, purge, result, call, ...). */
+export const COMMAND_LOG_OPTIONS = {
+  "log-level": { type: "string", short: "l" },
+  "log-format": { type: "string" },
+} as const;
+
+export const COMMAND_LOG_USAGE = `  -l, --log-level <level>     debug, info, warning, error (any case) [default warning]
+      --log-format <format>   pretty or json [default pretty]`;
+
+/**
+ * The logger a one-shot command gives the broker and backend it opens (to stderr, so their
+ * output on stdout stays clean): their warnings show, as under `celery-ts worker`.
+ */
+export function commandLogger(values: Record<string, unknown>): Logger {
+  const level = values["log-level"];
+  const format = values["log-format"];
+  return loggerFromFlags({
+    "log-level": typeof level === "string" ? level : "warning",
+    "log-format": typeof format === "string" ? format : undefined,
+  });
+}

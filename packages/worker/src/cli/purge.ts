@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { resolveTransport } from "@celery-ts/core";
+import { COMMAND_LOG_OPTIONS, COMMAND_LOG_USAGE, commandLogger } from "./log-options.ts";
 
 const USAGE = `Usage: celery-ts purge [options]
 
@@ -10,6 +11,7 @@ Options:
   -b, --broker <url>          broker URL [env CELERY_BROKER_URL, default sqlite:///celery-ts.db]
   -Q, --queues <a,b>          queues to purge [default celery]
   -f, --force                 do not ask for confirmation (required without a terminal)
+${COMMAND_LOG_USAGE}
   -h, --help`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -19,6 +21,7 @@ export async function run(argv: string[]): Promise<number> {
       broker: { type: "string", short: "b" },
       queues: { type: "string", short: "Q" },
       force: { type: "boolean", short: "f" },
+      ...COMMAND_LOG_OPTIONS,
       help: { type: "boolean", short: "h" },
     },
   });
@@ -44,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdin.pause();
     if (!/^y(es)?$/i.test(answer)) return 1;
   }
-  const transport = await resolveTransport(broker);
+  const transport = await resolveTransport(broker, { logger: commandLogger(values) });
   try {
     let total = 0;
     for (const queue of queues) total += await transport.purge(queue);

@@ -1,5 +1,12 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { callControl, resolveBroadcast, type Broadcast, type ControlReply } from "@celery-ts/core";
+import {
+  callControl,
+  resolveBroadcast,
+  type Broadcast,
+  type ControlReply,
+  type Logger,
+} from "@celery-ts/core";
+import { COMMAND_LOG_OPTIONS, COMMAND_LOG_USAGE, commandLogger } from "./log-options.ts";
 
 /** Options every remote-control command takes, named as Celery's CLI names them. */
 export const REMOTE_OPTIONS = {
@@ -7,6 +14,7 @@ export const REMOTE_OPTIONS = {
   timeout: { type: "string", short: "t" },
   destination: { type: "string", short: "d" },
   json: { type: "boolean", short: "j" },
+  ...COMMAND_LOG_OPTIONS,
   help: { type: "boolean", short: "h" },
 } as const satisfies ParseArgsConfig["options"];
 
@@ -15,6 +23,7 @@ export const REMOTE_USAGE = `Options:
   -t, --timeout <s>           seconds to wait for replies [default 1]
   -d, --destination <a,b>     only these nodes
   -j, --json                  print the replies as JSON
+${COMMAND_LOG_USAGE}
   -h, --help`;
 
 export interface RemoteArgs {
@@ -23,6 +32,8 @@ export interface RemoteArgs {
   destination: string[] | undefined;
   json: boolean;
   help: boolean;
+  /** Where the broker's connection reports (`--log-level`, `--log-format`). */
+  logger: Logger;
   positionals: string[];
   values: Record<string, string | boolean | undefined>;
 }
@@ -56,6 +67,7 @@ export function parseRemoteArgs(
     timeout,
     destination,
     json: v.json === true,
+    logger: commandLogger(v),
     help: v.help === true,
     positionals,
     values: v,
@@ -66,8 +78,9 @@ export function parseRemoteArgs(
 export async function withBroadcast<T>(
   broker: string,
   work: (broadcast: Broadcast) => Promise<T>,
+  logger?: Logger,
 ): Promise<T> {
-  const broadcast = await resolveBroadcast(broker);
+  const broadcast = await resolveBroadcast(broker, { ...(logger && { logger }) });
   try {
     await broadcast.connect();
     return await work(broadcast);
@@ -85,11 +98,14 @@ export async function runRemote(
   method: string,
   kwargs: Record<string, unknown>,
 ): Promise<number> {
-  const replies = await withBroadcast(args.broker, (broadcast) =>
-    callControl(broadcast, method, kwargs, {
-      timeout: args.timeout,
-      ...(args.destination && { destination: args.destination }),
-    }),
+  const replies = await withBroadcast(
+    args.broker,
+    (broadcast) =>
+      callControl(broadcast, method, kwargs, {
+        timeout: args.timeout,
+        ...(args.destination && { destination: args.destination }),
+      }),
+    args.logger,
   );
   return printReplies(replies, args.json);
 }

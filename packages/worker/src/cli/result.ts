@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import { isReadyState, resolveBackend, TaskState } from "@celery-ts/core";
+import { COMMAND_LOG_OPTIONS, COMMAND_LOG_USAGE, commandLogger } from "./log-options.ts";
 
 const USAGE = `Usage: celery-ts result <task id> [options]
 
@@ -9,6 +10,7 @@ Options:
       --backend <url>         result backend URL [env CELERY_RESULT_BACKEND]
   -t, --timeout <s>           seconds to wait for the task to finish [default: no limit]
       --traceback             print the traceback of a failed task instead of its error
+${COMMAND_LOG_USAGE}
   -h, --help`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -18,6 +20,7 @@ export async function run(argv: string[]): Promise<number> {
       backend: { type: "string" },
       timeout: { type: "string", short: "t" },
       traceback: { type: "boolean" },
+      ...COMMAND_LOG_OPTIONS,
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: true,
@@ -31,7 +34,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!url) throw new Error("no result backend: give --backend <url> or set CELERY_RESULT_BACKEND");
   const timeout = values.timeout === undefined ? 365 * 86_400 : Number(values.timeout);
   if (!(timeout >= 0)) throw new Error(`--timeout takes seconds, not "${values.timeout}"`);
-  const backend = await resolveBackend(url);
+  const backend = await resolveBackend(url, { logger: commandLogger(values) });
   try {
     await backend.connect();
     const meta = timeout === 0 ? await backend.get(id) : await backend.waitFor(id, { timeout });

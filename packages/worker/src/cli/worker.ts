@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import { resolveTransport, type Logger } from "@celery-ts/core";
+import { CeleryTsError, resolveTransport, type Logger } from "@celery-ts/core";
 import { CONTROL_OPTIONS, CONTROL_USAGE, controlWorkerOptions } from "./control-options.ts";
 import { METRICS_OPTIONS, METRICS_USAGE, metricsWorkerOptions } from "./metrics-options.ts";
 import {
@@ -11,6 +11,7 @@ import {
 import { loggerFromFlags } from "./log-options.ts";
 import { poolWorkerOptions, positiveInt } from "./pool-options.ts";
 import { loadTasks } from "../internal/load-tasks.ts";
+import { connectAllOnStartup } from "../internal/connect-on-startup.ts";
 import { RETIRING, superviseWorkers, tellSupervisor } from "../supervisor.ts";
 import { createWorker, type WorkerOptions } from "../worker.ts";
 import { handleStopSignals } from "../internal/stop-signals.ts";
@@ -31,6 +32,7 @@ const WORKER_OPTIONS = {
   beat: { type: "boolean", short: "B" },
   schedule: { type: "string", short: "s" },
   store: { type: "string" },
+  "broker-connection-retry-on-startup": { type: "string" },
   ...DELIVERY_LIMIT_OPTIONS,
   ...CONTROL_OPTIONS,
   ...METRICS_OPTIONS,
@@ -57,6 +59,9 @@ Options:
   -B, --beat                  also run a beat instance (see celery-ts beat --help)
   -s, --schedule <file>       the beat's entries (.json, or a module)
       --store <url>           the coordination store of beat and fleet-wide rate limits [default: the broker URL]
+      --broker-connection-retry-on-startup <on|off>
+                              wait for an unreachable broker or backend at startup, retrying with
+                              backoff; off: exit at once with an error [default on]
 ${DELIVERY_LIMIT_USAGE}
 ${CONTROL_USAGE}
 ${METRICS_USAGE}
@@ -83,6 +88,10 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const pool = poolWorkerOptions(values);
   const recycling = pool.maxTasksPerChild !== undefined || pool.maxMemoryPerChild !== undefined;
   const supervised = process.send !== undefined;
+  const retryOnStartup = onOff(
+    values["broker-connection-retry-on-startup"],
+    "broker-connection-retry-on-startup",
+  );
 
   // Fail fast on a bad module, URL or unreachable broker, before any child starts (and
   // crash-loops on it).
@@ -92,27 +101,72 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const beat = values.beat
     ? await (
         await import("./beat.ts")
-      ).startBeat({ broker, store: values.store, schedule: values.schedule, logger })
+      ).startBeat({
+        broker,
+        store: values.store,
+        schedule: values.schedule,
+        logger,
+        brokerConnectionRetryOnStartup: retryOnStartup,
+      })
     : undefined;
   // Recycled processes need a supervisor to replace them, even when there is one.
   const code =
     processes > 1 || (recycling && !supervised)
-      ? await superviseChildren(argv, broker, processes, logger)
-      : await runWorker({ ...pool, ...metrics, broker, tasks, logger }, values, supervised);
+      ? await superviseChildren(argv, broker, processes, logger, retryOnStartup)
+      : await runWorker(
+          {
+            ...pool,
+            ...metrics,
+            broker,
+            tasks,
+            logger,
+            brokerConnectionRetryOnStartup: retryOnStartup,
+          },
+          values,
+          supervised,
+        );
   await beat?.stop();
   return code;
 }
 
-/** Checks the broker answers, then runs `processes` one-process workers and supervises them. */
+/** `on`/`off` (or true/false, yes/no, 1/0); undefined means on. */
+function onOff(value: string | undefined, flag: string): boolean {
+  if (value === undefined) return true;
+  const text = value.trim().toLowerCase();
+  if (["on", "true", "yes", "1"].includes(text)) return true;
+  if (["off", "false", "no", "0"].includes(text)) return false;
+  throw new CeleryTsError("CONFIG", `--${flag} must be on or off, got "${value}"`, {
+    pkg: "worker",
+  });
+}
+
+/**
+ * Waits until the broker answers (as a worker does at startup), then runs `processes` one-process
+ * workers and supervises them.
+ */
 async function superviseChildren(
   argv: string[],
   broker: string,
   processes: number,
   logger: Logger,
+  retry: boolean,
 ): Promise<number> {
-  const probe = await resolveTransport(broker);
-  await probe.connect();
-  await probe.close();
+  const probe = await resolveTransport(broker, { logger });
+  const stopping = new AbortController();
+  const stop = (): void => stopping.abort();
+  process.once("SIGTERM", stop).once("SIGINT", stop);
+  try {
+    const part = { what: "broker", given: broker, name: "", connect: () => probe.connect() };
+    const connected = await connectAllOnStartup([part], {
+      log: logger,
+      retry,
+      signal: stopping.signal,
+    });
+    if (!connected) return 0;
+  } finally {
+    process.off("SIGTERM", stop).off("SIGINT", stop);
+    await probe.close();
+  }
   const childArgv = argv.filter((arg) => arg !== "--beat" && arg !== "-B");
   const args = ["worker", ...childArgv, "--processes", "1"];
   return superviseWorkers({ processes, script: process.argv[1]!, args, logger });

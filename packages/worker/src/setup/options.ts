@@ -21,6 +21,15 @@ export interface WorkerOptions extends ControlOptions, MetricsOptions {
   backend?: ResultBackend | string;
   /** The tasks this worker runs. */
   tasks: Iterable<AnyTaskDefinition>;
+  /**
+   * Celery's `broker_connection_retry_on_startup`: when the broker (or the result backend) cannot
+   * be reached at `start()`, keep trying with backoff (1 s doubling up to 10 s), logging each
+   * failed attempt with the URL and the wait before the next, until it answers or `stop()` is
+   * called. `false` fails at once: `start()` rejects with a `CONNECTION` error. Errors that waiting
+   * cannot fix (wrong credentials, a bad URL) fail at once either way.
+   * @default true
+   */
+  brokerConnectionRetryOnStartup?: boolean;
   /** Queues to consume. @default ["celery"] */
   queues?: string[];
   /** Tasks run at once in this process (async). @default 50 (measured in `pnpm bench`) */

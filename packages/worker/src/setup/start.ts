@@ -1,10 +1,15 @@
 import { resolveBackend, resolveTransport } from "@celery-ts/core";
+import { connectAllOnStartup, type StartupPart } from "../internal/connect-on-startup.ts";
 import { startWorkerMetrics } from "../metrics/worker-metrics.ts";
 import { startConsuming } from "../pipeline/consume.ts";
 import { openStore } from "./open-store.ts";
 import type { WorkerState } from "./state.ts";
 
-/** Connects the broker, backend and store, starts control and metrics, then consumes. */
+/**
+ * Connects the broker and the backend (retrying at startup unless told not to), opens the store,
+ * starts control and metrics, then consumes; resolves once every queue's consumer is live (or
+ * at once when `stop()` came first).
+ */
 export async function start(state: WorkerState): Promise<void> {
   const { options, log, hostname, control } = state;
   // Built from a URL, the connections report their losses and recoveries to the worker's log.
@@ -14,17 +19,8 @@ export async function start(state: WorkerState): Promise<void> {
     options.backend === undefined
       ? undefined
       : await resolveBackend(options.backend, { logger: log });
-  await transport.connect();
-  await state.backend?.connect();
+  if (!(await connectAll(state))) return;
   state.coordination = await openStore(options, state.gate.fleetTasks);
-  log.info("worker ready", {
-    hostname,
-    transport: transport.name,
-    backend: state.backend?.name ?? "none",
-    queues: state.queues,
-    concurrency: state.concurrency,
-    tasks: [...state.registry.keys()],
-  });
   await control.start(options.broker);
   if (options.metricsPort !== undefined) {
     const { ready, held, active, flow } = state;
@@ -42,6 +38,43 @@ export async function start(state: WorkerState): Promise<void> {
     );
     control.events.taps.push(state.metrics.onTask);
   }
-  startConsuming(state);
+  await startConsuming(state);
+  if (state.closing) return;
+  log.info("worker ready", {
+    hostname,
+    transport: transport.name,
+    backend: state.backend?.name ?? "none",
+    queues: state.queues,
+    concurrency: state.concurrency,
+    tasks: [...state.registry.keys()],
+  });
   await state.lifecycle.workerReady(hostname, state.queues);
+}
+
+/** The broker, then the backend; false when the worker was stopped while it waited for them. */
+async function connectAll(state: WorkerState): Promise<boolean> {
+  const { options, log, transport, backend } = state;
+  const parts: StartupPart[] = [
+    {
+      what: "broker",
+      given: options.broker,
+      name: `${transport!.name} transport`,
+      connect: () => transport!.connect(),
+    },
+  ];
+  if (backend) {
+    parts.push({
+      what: "result backend",
+      given: options.backend,
+      name: `${backend.name} result backend`,
+      connect: () => backend.connect(),
+    });
+  }
+  const retry = options.brokerConnectionRetryOnStartup ?? true;
+  const connected = await connectAllOnStartup(parts, {
+    log,
+    retry,
+    signal: state.consuming.signal,
+  });
+  return connected && !state.closing;
 }

@@ -1,0 +1,67 @@
+import type { AtomicPublisher, Transport } from "@celery-ts/core";
+import type { Redis } from "ioredis";
+import type { KeyLayout } from "./keys.ts";
+import { queuedMessage } from "./queued-message.ts";
+import { runScript } from "./scripts.ts";
+import { compareAndSetArgs, PUBLISH_IF_SET } from "./store-scripts.ts";
+
+/** What a store needs to publish as a Redis transport does. */
+export interface QueueLayout {
+  keys: KeyLayout;
+  /** The server and database, as `ResolvedConnection.target` describes it. */
+  target: string;
+  /** Throws CLOSED once the transport is closed. */
+  ensureOpen(): void;
+}
+
+/**
+ * The layouts of this package's transports, by their `publish` function: the transport object is
+ * built from its parts, and `publish` is the one part that every copy of it (a spread, a wrapper
+ * that keeps it) carries unchanged. A transport that is not found (another package, another copy
+ * of this one, a wrapped publish) gets no atomic publisher: the caller falls back to two steps.
+ */
+const layouts = new WeakMap<object, QueueLayout>();
+
+export function registerQueueLayout(publish: object, layout: QueueLayout): void {
+  layouts.set(publish, layout);
+}
+
+/** What the store gives: where it is, its key names, and a way to run a command on it. */
+export interface StoreSide {
+  target: string;
+  keyOf(key: string): string;
+  run<T>(work: (client: Redis) => Promise<T>): Promise<T>;
+}
+
+/**
+ * The atomic publisher of a Redis store and a Redis transport on the same server and database: a
+ * compare-and-set of the store's key and the transport's publish in one Lua script. Undefined for
+ * any other transport, or one on another server or database.
+ */
+export function redisAtomicPublisher(
+  store: StoreSide,
+  transport: Transport,
+): AtomicPublisher | undefined {
+  const layout = layouts.get(transport.publish);
+  if (!layout || layout.target !== store.target) return undefined;
+  const { keys } = layout;
+  return {
+    async publishIfSet(message, options, record) {
+      layout.ensureOpen();
+      const { expected, value, fence } = record;
+      const args = compareAndSetArgs(expected, value, fence ? { fence } : {});
+      const { list, raw } = queuedMessage(keys, message, options);
+      const [bindings, member] = keys.declaration(options.queue);
+      const scriptKeys = [
+        store.keyOf(record.key),
+        store.keyOf(record.fence?.key ?? record.key),
+        list,
+        bindings,
+      ];
+      const reply = await store.run((client) =>
+        runScript(client, PUBLISH_IF_SET, scriptKeys, [...args, raw, member]),
+      );
+      return reply === 1;
+    },
+  };
+}

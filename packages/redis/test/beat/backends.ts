@@ -1,0 +1,113 @@
+// The brokers (each its own store) the beat tests run on, each in a namespace of its own that
+// cleanup() removes: a Redis key prefix, a PostgreSQL schema, a SQLite file.
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decodeTaskMessage, type Transport } from "@celery-ts/core";
+import { createPostgresTransport } from "@celery-ts/postgres";
+import { createSqliteTransport } from "@celery-ts/sqlite";
+import { testServers } from "@celery-ts/testing";
+import pg from "pg";
+import { createRedisTransport } from "../../src/index.ts";
+
+// The servers of the run (CELERY_TS_REDIS_URL, CELERY_TS_POSTGRES_URL): see docs/testing.md.
+const { redisUrl: REDIS_URL, postgresUrl: PG_URL } = testServers();
+
+export interface Backend {
+  name: string;
+  url: string;
+  transport(): Transport;
+  cleanup(): Promise<void>;
+}
+
+async function redisBackend(): Promise<Backend> {
+  const prefix = `celery-ts-test:beat-ha:${randomUUID()}:`;
+  const url = `${REDIS_URL}?global_keyprefix=${encodeURIComponent(prefix)}`;
+  return {
+    name: "redis",
+    url,
+    transport: () => createRedisTransport({ connection: url }),
+    async cleanup() {
+      const { Redis } = await import("ioredis");
+      const client = new Redis(REDIS_URL);
+      let cursor = "0";
+      do {
+        const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 500);
+        cursor = next;
+        if (keys.length > 0) await client.del(...keys);
+      } while (cursor !== "0");
+      await client.quit();
+    },
+  };
+}
+
+async function postgresBackend(): Promise<Backend> {
+  // A schema of this run's own: the broker's and the store's tables, dropped afterwards.
+  const schema = `celery_ts_test_beat_ha_${randomUUID().slice(0, 8)}`;
+  return {
+    name: "postgres",
+    url: `${PG_URL}?schema=${schema}`,
+    transport: () => createPostgresTransport({ url: PG_URL, schema, pollInterval: 0.1 }),
+    async cleanup() {
+      const pool = new pg.Pool({ connectionString: PG_URL, max: 1 });
+      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await pool.end();
+    },
+  };
+}
+
+async function sqliteBackend(): Promise<Backend> {
+  const dir = await mkdtemp(join(tmpdir(), "celery-ts-beat-ha-"));
+  const path = join(dir, "beat.db");
+  return {
+    name: "sqlite",
+    url: `sqlite:///${path}`,
+    transport: () => createSqliteTransport({ path, pollInterval: 0.1 }),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+export const BACKENDS: Record<string, () => Promise<Backend>> = {
+  redis: redisBackend,
+  postgres: postgresBackend,
+  sqlite: sqliteBackend,
+};
+
+/** A message the beats sent, as a worker received it. */
+export interface Received {
+  id: string;
+  /** When it arrived (epoch ms). */
+  at: number;
+  /** The `origin` header: `gen<pid>@<host>` of the process that sent it. */
+  origin: string | null;
+}
+
+/** Consumes `queue` on a new transport of `backend`, collecting what arrives until `stop()`. */
+export function receive(
+  backend: Backend,
+  queue: string,
+): { received: Received[]; stop(): Promise<void> } {
+  const received: Received[] = [];
+  const consumer = backend.transport();
+  const abort = new AbortController();
+  const consuming = consumer.consume(
+    [queue],
+    (delivery) => {
+      if (delivery.message) {
+        const { headers } = decodeTaskMessage(delivery.message);
+        received.push({ id: headers.id, at: Date.now(), origin: headers.origin });
+      }
+      void delivery.ack();
+    },
+    { prefetch: 50, signal: abort.signal },
+  );
+  return {
+    received,
+    async stop() {
+      abort.abort();
+      await consuming;
+      await consumer.close();
+    },
+  };
+}
