@@ -8,12 +8,13 @@ import {
   encodeTaskMessage,
   declareTask,
   defineTask,
-  resolveStore,
   resolveTransport,
 } from "@celery-ts/core";
 import { createBeat, createWorker, tickTaskId, type Beat, type Worker } from "@celery-ts/worker";
 import { afterEach, describe, expect, it } from "vitest";
 import { PG_URL, useSchema } from "./support/pg.ts";
+// Shared with the Redis and SQLite unique-task test.
+import { uniqueAcrossProducers } from "../../redis/test/support/unique-producers.ts";
 
 const { schema } = useSchema("flow");
 // Consumers look every 0.1 s for what NOTIFY did not announce.
@@ -134,25 +135,6 @@ describe("a fleet-wide rate limit on PostgreSQL", () => {
 
 describe("unique tasks on PostgreSQL", () => {
   it("two clients on the broker's URL queue one task per key and share its handle", async () => {
-    const queue = `unique-${randomUUID()}`;
-    const task = declareTask<[string]>("pg.sync_account", {
-      queue,
-      unique: { key: (account) => account, ttl: 30 },
-    });
-    const [one, two] = [createClient({ broker: url }), createClient({ broker: url })];
-    const transport = await resolveTransport(url);
-    const store = await resolveStore(url);
-    cleanups.push(() => Promise.all([one.close(), two.close(), transport.close(), store.close()]));
-    const sends = await Promise.all([
-      one.task(task).delay("acct-1"),
-      two.task(task).delay("acct-1"),
-      one.task(task).delay("acct-1"),
-      two.task(task).delay("acct-2"),
-    ]);
-    expect(new Set(sends.map((s) => s.id)).size).toBe(2);
-    expect(sends[1]!.id).toBe(sends[0]!.id);
-    expect(sends[2]!.id).toBe(sends[0]!.id);
-    expect(await transport.purge(queue)).toBe(2);
-    expect((await store.list("unique:pg.sync_account:")).length).toBe(2);
+    await uniqueAcrossProducers(url, "pg.sync_account");
   });
 });
