@@ -511,11 +511,17 @@ describe("dead letters", () => {
     const consumer = consume(transport, [q]);
     const [first] = await consumer.waitFor(1);
     await first?.reject({ requeue: true });
-    // The second receive is over the limit: SQS moves it instead of delivering it.
-    await sleep(1_500);
-    expect(consumer.received).toHaveLength(1);
-    const letters = (await transport.deadLetters?.(q)) ?? [];
+    // The second receive is over the limit: SQS moves it instead of delivering it (waited for,
+    // bounded: a loaded machine may take longer than a fixed pause).
+    const letters = await waitUntil(
+      async () => {
+        const listed = (await transport.deadLetters?.(q)) ?? [];
+        return listed.length > 0 && listed;
+      },
+      { timeoutMs: 15_000, what: "SQS to move the message to the dead-letter queue" },
+    );
     expect(letters).toHaveLength(1);
+    expect(consumer.received).toHaveLength(1);
     expect(letters[0]?.reason).toMatch(/redrive policy/);
   });
 });
