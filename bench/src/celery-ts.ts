@@ -1,11 +1,13 @@
 // celery-ts measured the same way on every broker: in-process client and worker, so that each
 // figure leaves out process start-up.
 import { createClient, s } from "@celery-ts/client";
-import { defineTask, silentLogger, type Logger } from "@celery-ts/core";
+import { silentLogger, type Logger } from "@celery-ts/core";
 import { createWorker, type WorkerOptions } from "@celery-ts/worker";
 import { chunks, LATENCY_ROUNDS, type Figures } from "./figures.ts";
 import { perSecond, timed, until } from "./stats.ts";
-import { noop } from "./tasks.ts";
+import { noopOn } from "./tasks.ts";
+
+export { noopOn };
 
 /** Where a section runs celery-ts: broker and result backend URLs. */
 export interface Setup {
@@ -14,9 +16,6 @@ export interface Setup {
   /** Empties what the last scenario left (queue and results); resolves with the queue to use. */
   fresh(): Promise<string>;
 }
-
-/** The no-op task, sent to `queue`. */
-export const noopOn = (queue: string) => defineTask(noop.name, noop.run, { queue });
 
 /** A logger that counts finished tasks: the worker logs "task succeeded" once the result is stored. */
 export function countingLogger(): Logger & { succeeded: number } {

@@ -11,6 +11,8 @@ export interface Checkpoint {
   /** CPU used by the worker since it started, µs. */
   cpuUs: number;
   rss: number;
+  /** V8's heap in use (bytes), where the worker reports it (celery-ts and BullMQ do). */
+  heapUsed?: number;
 }
 
 export interface ChildWorker {
@@ -69,8 +71,14 @@ function lineReader(
     pid: child.pid!,
     ready,
     async next(timeoutMs = 600_000) {
-      const [, tasks, ms, cpuUs, rss] = (await line(timeoutMs)).split(" ").map(Number);
-      return { tasks: tasks!, ms: ms!, cpuUs: cpuUs!, rss: rss! };
+      const [, tasks, ms, cpuUs, rss, heapUsed] = (await line(timeoutMs)).split(" ").map(Number);
+      return {
+        tasks: tasks!,
+        ms: ms!,
+        cpuUs: cpuUs!,
+        rss: rss!,
+        ...(heapUsed !== undefined && { heapUsed }),
+      };
     },
     stop: () => stopChild(child),
   };

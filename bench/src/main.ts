@@ -10,7 +10,7 @@ import { controlSection } from "./control.ts";
 import { fleetSection } from "./fleet.ts";
 import { memorySection } from "./memory.ts";
 import { postgresSection } from "./postgres.ts";
-import { redisSection } from "./redis.ts";
+import { enqueueSection, redisSection } from "./redis.ts";
 import { renderReport, type Section } from "./report.ts";
 import { QUICK } from "./servers.ts";
 import { sqliteSection } from "./sqlite.ts";
@@ -21,7 +21,8 @@ const tasks = (name: string, full: number, quick: number): number =>
 
 const sections: Record<string, () => Promise<Section>> = {
   redis: () => redisSection(tasks("REDIS", 20_000, 1_000)),
-  memory: () => memorySection(tasks("MEMORY", 1_000_000, 20_000)),
+  enqueue: () => enqueueSection(tasks("ENQUEUE", 8_000, 2_000)),
+  memory: () => memorySection(tasks("MEMORY", 100_000, 20_000)),
   concurrency: () => concurrencySection(tasks("CONCURRENCY", 4_000, 1_000)),
   sqlite: () => sqliteSection(tasks("SQLITE", 5_000, 500)),
   amqp: () => amqpSection(tasks("AMQP", 10_000, 2_000)),

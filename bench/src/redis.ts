@@ -18,6 +18,8 @@ export const REDIS_URL = SERVERS.redisUrl;
 const QUEUE = "bench";
 const BATCH = 1_000;
 const LATENCY_ROUNDS = QUICK ? 100 : 500;
+/** Tasks each system's producer sends, one by one and in bulk, before the measured rounds. */
+const WARM_UP = 1_000;
 
 /** For the sections that need a Redis beside them: one prefix of the run, emptied by fresh(). */
 const SETUP_PREFIX = newPrefix();
@@ -44,12 +46,19 @@ export async function fill(
   prefix: string,
   count: number,
   bulk: boolean,
-): Promise<{ perSecond: number; ids: string[] }> {
+): Promise<{ perSecond: number; ids: string[]; cpuUs: number }> {
   const ids: string[] = [];
+  /** The producer's CPU (this process's) while it sends, in µs per task. */
+  const cpuOf = async (send: () => Promise<void>) => {
+    const cpu = process.cpuUsage();
+    const ms = await timed(send);
+    const used = process.cpuUsage(cpu);
+    return { ms, cpuUs: (used.user + used.system) / count };
+  };
   if (system === "bullmq") {
     const queue = new Queue(QUEUE, { connection: bullConnection(), prefix });
     await queue.waitUntilReady();
-    const ms = await timed(async () => {
+    const { ms, cpuUs } = await cpuOf(async () => {
       if (bulk) {
         for (const chunk of chunks(count, BATCH)) {
           await queue.addBulk(chunk.map((n) => ({ name: "noop", data: { n } })));
@@ -57,13 +66,13 @@ export async function fill(
       } else for (let n = 0; n < count; n++) await queue.add("noop", { n });
     });
     await queue.close();
-    return { perSecond: perSecond(count, ms), ids };
+    return { perSecond: perSecond(count, ms), ids, cpuUs };
   }
   const client = createClient({ broker: withPrefix(REDIS_URL, prefix) });
   const task = noopOn(QUEUE);
   const handle = client.task(task);
   await client.connect();
-  const ms = await timed(async () => {
+  const { ms, cpuUs } = await cpuOf(async () => {
     if (bulk) {
       for (const chunk of chunks(count, BATCH)) {
         for (const r of await client.sendMany(chunk.map((n) => s(task, n)))) ids.push(r.id);
@@ -71,7 +80,7 @@ export async function fill(
     } else for (let n = 0; n < count; n++) ids.push((await handle.delay(n)).id);
   });
   await client.close();
-  return { perSecond: perSecond(count, ms), ids };
+  return { perSecond: perSecond(count, ms), ids, cpuUs };
 }
 
 /** A worker process drains `count` queued tasks: rate, CPU per task, RSS at the end. */
@@ -189,10 +198,65 @@ async function round(system: System | "python", total: number, into: Samples): P
   add(into, "p99", percentile(latency, 99));
 }
 
+/** Each system's producer sends a few batches first, unmeasured: rounds compare warm code. */
+async function warmUp(): Promise<void> {
+  for (const system of ["celery-ts", "bullmq"] as const) {
+    for (const bulk of [false, true]) {
+      const prefix = newPrefix();
+      await fill(system, prefix, WARM_UP, bulk);
+      await dropKeys(prefix);
+    }
+  }
+}
+
+/**
+ * Enqueue alone, in more rounds than the full section affords: one by one and in bulk, each
+ * system in turn (the order turns each round), with the producer's CPU per task.
+ */
+export async function enqueueSection(total: number): Promise<Section> {
+  const samples: Record<System, Samples> = { "celery-ts": {}, bullmq: {} };
+  await warmUp();
+  for (let r = 0; r < ROUNDS; r++) {
+    console.error(`bench: enqueue round ${r + 1} of ${ROUNDS}`);
+    const order: System[] = r % 2 ? ["bullmq", "celery-ts"] : ["celery-ts", "bullmq"];
+    for (const bulk of [false, true]) {
+      for (const system of order) {
+        const prefix = newPrefix();
+        const run = await fill(system, prefix, bulk ? total : total / 4, bulk);
+        await dropKeys(prefix);
+        add(samples[system], bulk ? "bulk" : "one", run.perSecond);
+        add(samples[system], bulk ? "bulkCpu" : "oneCpu", run.cpuUs);
+      }
+    }
+  }
+  const [ours, bull] = [samples["celery-ts"], samples.bullmq];
+  const row = (scenario: string, key: string, unit: Unit) => ({
+    scenario,
+    cells: [cell(ours[key], bull[key], unit), cell(bull[key], bull[key], unit)],
+  });
+  return {
+    title: `Enqueue on Redis: celery-ts and BullMQ 6.7 (${total} no-op tasks, ${ROUNDS} interleaved rounds)`,
+    columns: ["celery-ts", "BullMQ"],
+    rows: [
+      row(`enqueue one by one (${total / 4}, each awaited)`, "one", RATE),
+      row("producer CPU per task, one by one", "oneCpu", MICROS),
+      row(`enqueue in bulk: sendMany / addBulk (${total}, ${BATCH} a call)`, "bulk", RATE),
+      row("producer CPU per task, in bulk", "bulkCpu", MICROS),
+    ],
+    notes: `Medians of ${ROUNDS} interleaved rounds (the order of the systems turns each round), ± half
+their range; ratios are to BullMQ, the median of the rounds' ratios (above 1× is better, for costs
+too). Each figure is a fresh client (celery-ts) or Queue (BullMQ) in the bench's process, timed
+from its first send to its last reply; CPU is the bench process's during that time (the producer's
+own, not Redis's). Both systems first send a few unmeasured batches, so that rounds compare warm
+code. celery-ts writes kombu's layout: a lone delay() is one LPUSH; BullMQ's add() is one script.`,
+  };
+}
+
 export async function redisSection(total: number): Promise<Section> {
   const ours: Samples = {};
   const bull: Samples = {};
   const python: Samples = {};
+  await warmUp();
   for (let r = 0; r < ROUNDS; r++) {
     console.error(`bench: redis round ${r + 1} of ${ROUNDS}`);
     await round("celery-ts", total, ours);
@@ -231,7 +295,8 @@ results (celery-ts in Celery's layout) and acknowledge after storing. Python Cel
 celery 5.2 with its defaults (prefork pool of one process per core, prefetch 4 each, early ack),
 timed from its "ready" line to its last result; its CPU and RSS are the pool's and the master's
 together, and it is filled by celery-ts's sendMany (its enqueue is not measured). It stands
-beside concurrency 1 (a pool of ${"`nproc`"} single-task processes).
+beside concurrency 1 (a pool of ${"`nproc`"} single-task processes). Before the first round each
+system's producer sends a few unmeasured batches, so that rounds compare warm code.
 
 What changed since the last run, per task on Redis: an ack and a stored result are one EVALSHA
 each instead of a MULTI of two commands; the consumer's client tracking has NOLOOP, so its own

@@ -1,13 +1,12 @@
 // One worker in a process of its own, so that its CPU and RSS are its own: celery-ts or BullMQ.
 // Configured by BENCH_CHILD (JSON). Prints `ready <rss>` once started, then
-// `done <tasks> <ms> <cpu µs> <rss>` each time another `every` tasks are done (ms and CPU from
+// `done <tasks> <ms> <cpu µs> <rss> <V8 heap used>` each time another `every` tasks are done (ms and CPU from
 // just before the worker started).
-import { Worker as BullWorker } from "bullmq";
+// Each system's code is imported only where it runs, so that a worker's RSS holds its own
+// modules and none of the other's.
 import { setTimeout as sleep } from "node:timers/promises";
 import { defineTask, silentLogger } from "@celery-ts/core";
-import { createWorker } from "@celery-ts/worker";
-import { noopOn } from "./celery-ts.ts";
-import { noop } from "./tasks.ts";
+import { noop, noopOn } from "./tasks.ts";
 
 export interface ChildConfig {
   system: "celery-ts" | "bullmq";
@@ -25,6 +24,11 @@ export interface ChildConfig {
 }
 
 const config = JSON.parse(process.env.BENCH_CHILD ?? "{}") as ChildConfig;
+// The driver that a URL resolves to is imported by worker.start(): import it first, so that the
+// timing leaves out loading code for both systems (BullMQ's is imported above).
+if (config.system === "celery-ts" && config.broker.startsWith("redis")) {
+  await import("@celery-ts/redis");
+}
 const started = performance.now();
 const cpu = process.cpuUsage();
 let done = 0;
@@ -34,8 +38,9 @@ const report = () => {
   while (done >= next) {
     const used = process.cpuUsage(cpu);
     const ms = performance.now() - started;
+    const { rss, heapUsed } = process.memoryUsage();
     process.stdout.write(
-      `done ${next} ${ms.toFixed(1)} ${used.user + used.system} ${process.memoryUsage().rss}\n`,
+      `done ${next} ${ms.toFixed(1)} ${used.user + used.system} ${rss} ${heapUsed}\n`,
     );
     next += config.every;
   }
@@ -54,6 +59,7 @@ if (config.system === "celery-ts") {
       if (message === "task succeeded") finished();
     },
   };
+  const { createWorker } = await import("@celery-ts/worker");
   const worker = createWorker({
     broker: config.broker,
     backend: config.backend,
@@ -69,6 +75,7 @@ if (config.system === "celery-ts") {
   await worker.start();
   stop = () => worker.stop();
 } else {
+  const { Worker: BullWorker } = await import("bullmq");
   const url = new URL(config.broker);
   const worker = new BullWorker(config.queue, async (job) => job.data.n as number, {
     connection: {

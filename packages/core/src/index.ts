@@ -61,6 +61,7 @@ export type { MemoryTransportOptions } from "./memory-transport.ts";
 export { celeryNow, exceptionInfo, failureFromMeta } from "./result-backend.ts";
 export type {
   ExceptionInfo,
+  PreparedStore,
   ResultBackend,
   ResultMeta,
   StoreOptions,

@@ -41,6 +41,15 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * A result encoded by `ResultBackend.prepareStore()` for a broker that can write it with its
+ * acknowledgement (`Delivery.ackWithResult()`). Opaque outside the driver package that made it:
+ * its fields say where and what to write, for that package's transport to recognise.
+ */
+export interface PreparedStore {
+  readonly taskId: string;
+}
+
 /** Where task states and results go. Every backend passes the same conformance suite. */
 export interface ResultBackend {
   readonly name: string;
@@ -48,6 +57,12 @@ export interface ResultBackend {
   connect(): Promise<void>;
   close(): Promise<void>;
   store(taskId: string, meta: ResultMeta, options?: StoreOptions): Promise<void>;
+  /**
+   * Optional: the same store, encoded (throwing as `store()` would on a value it cannot encode)
+   * but not written, for `Delivery.ackWithResult()`: a broker on the same server writes it with
+   * its acknowledgement in one round trip. Where no delivery carries it, call `store()`.
+   */
+  prepareStore?(taskId: string, meta: ResultMeta, options?: StoreOptions): PreparedStore;
   /** The stored meta, or undefined (PENDING: unknown, expired or forgotten). */
   get(taskId: string): Promise<ResultMeta | undefined>;
   /** Resolves with the meta once the task is in a ready state (SUCCESS, FAILURE, REVOKED). */

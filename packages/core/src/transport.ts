@@ -1,5 +1,6 @@
 import type { Broadcast } from "./broadcast.ts";
 import { CeleryTsError, isCeleryTsError } from "./errors.ts";
+import type { PreparedStore } from "./result-backend.ts";
 import type { WireMessage } from "./task-message.ts";
 
 /** What a transport does natively. The conformance suite checks every capability claimed. */
@@ -161,6 +162,14 @@ interface DeliveryActions {
    * with `reason` where the transport has dead letters).
    */
   reject(options: { requeue: boolean; reason?: string }): Promise<void>;
+  /**
+   * Optional: writes a result prepared by the backend (`ResultBackend.prepareStore()`) and
+   * acknowledges, in one broker write, when the broker and the backend share a server (Redis).
+   * Resolves true once both are done; false, having written nothing, when this transport cannot
+   * carry that result (then store it and `ack()` as usual). A rejection is a failed `ack()`:
+   * the result may not be stored either, so the caller stores it itself.
+   */
+  ackWithResult?(result: PreparedStore): Promise<boolean>;
 }
 
 /**

@@ -279,6 +279,50 @@ describe("the driver kit: consuming", () => {
     await kit.close();
   });
 
+  it("acks and takes in one call (ackAndTake) where the freed slot would take anyway, and carries a result only where the driver can", async () => {
+    const broker = new MemoryBroker();
+    const calls: string[] = [];
+    const results: unknown[] = [];
+    const kit = kitTransport(broker, {
+      open: (queues) => {
+        const source = memoryPrimitives(broker).open(queues) as MessageSource<Handle>;
+        return {
+          ...source,
+          take: async (request) => {
+            calls.push(`take ${request.max}`);
+            return source.take(request);
+          },
+          ackAndTake: async (_handle, result, request) => {
+            calls.push(`ackAndTake ${request.max}`);
+            results.push(result);
+            return source.take(request);
+          },
+        };
+      },
+      async ack(_handle, result) {
+        calls.push("ack");
+        results.push(result);
+      },
+      carries: (result) => result.taskId !== "elsewhere",
+    });
+    for (const n of [1, 2, 3]) broker.push("q", `m${n}`);
+    const c = consumer(kit, ["q"], 1);
+    await until(() => c.deliveries.length === 1, 2_000, "the first delivery");
+    expect(await c.deliveries[0]!.ackWithResult!({ taskId: "here" })).toBe(true);
+    await until(() => c.deliveries.length === 2, 2_000, "the second, taken with the ack");
+    // Not carried: nothing written, the delivery still outstanding (within the prefetch of 1).
+    expect(await c.deliveries[1]!.ackWithResult!({ taskId: "elsewhere" })).toBe(false);
+    expect(kit.outstanding()).toHaveLength(1);
+    await c.deliveries[1]!.ack();
+    await until(() => c.deliveries.length === 3, 2_000, "the third");
+    await c.deliveries[2]!.ack();
+    expect(calls).toEqual(["take 1", "ackAndTake 1", "ackAndTake 1", "ackAndTake 1"]);
+    expect(results).toEqual([{ taskId: "here" }, undefined, undefined]);
+    expect(kit.outstanding()).toHaveLength(0);
+    c.abort.abort();
+    await kit.close();
+  });
+
   it("renews leases every third of the visibility timeout while deliveries are outstanding", async () => {
     const broker = new MemoryBroker();
     const renewals: number[] = [];

@@ -19,6 +19,19 @@ describe("encodeJson writes JSON as Python's json.dumps does", () => {
     expect(encodeJson({ a: undefined, b: 1 })).toBe('{"b": 1}');
   });
 
+  it("writes what JSON.stringify writes for holes, inherited fields and key order", () => {
+    // eslint-disable-next-line no-sparse-arrays -- the hole is the point
+    expect(encodeJson([1, , 3])).toBe("[1, null, 3]");
+    const child = Object.create({ inherited: 1 }) as Record<string, unknown>;
+    child.own = 2;
+    expect(encodeJson(child)).toBe('{"own": 2}');
+    expect(encodeJson({ b: 1, 2: "x", a: [], 1: null })).toBe(
+      '{"1": null, "2": "x", "b": 1, "a": []}',
+    );
+    const shared = { n: 1 };
+    expect(encodeJson([shared, { again: shared }])).toBe('[{"n": 1}, {"again": {"n": 1}}]');
+  });
+
   it.each([
     ["NaN", NaN],
     [

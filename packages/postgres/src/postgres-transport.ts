@@ -1,5 +1,6 @@
 import { silentLogger, type Logger, type PublishItem, type Transport } from "@celery-ts/core";
 import {
+  createConnectionEvents,
   createConsumerKit,
   durationOption,
   toMs,
@@ -247,12 +248,15 @@ export function createPostgresTransport(options: PostgresTransportOptions = {}):
   const t = `${schema}.celery_ts_messages`;
   const channel = `celery_ts_messages.${options.schema ?? "public"}`;
   const url = options.url ?? "postgres://127.0.0.1:5432/postgres";
+  // Losses and returns of the pool's and the LISTEN connections, for `onConnectionEvent`.
+  const connectionEvents = createConnectionEvents(logger);
   const db = new Database({
     url,
     what: "PostgreSQL transport",
     ddl: ddl(t, schema),
     channel,
     logger,
+    onEvent: connectionEvents.emit,
   });
   const limits = deliveryLimits(PKG, options);
   const dead = new PostgresDeadLetters(db, t, channel, limits.deadLetters);
@@ -315,6 +319,7 @@ export function createPostgresTransport(options: PostgresTransportOptions = {}):
       );
       return rowCount ?? 0;
     },
+    onConnectionEvent: connectionEvents.add,
   };
   // A store on the same database publishes and records in one statement (see atomic-publish).
   registerTransportTable(transport.publish, { url, table: t, channel, ensureOpen: kit.ensureOpen });

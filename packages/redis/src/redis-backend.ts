@@ -12,6 +12,7 @@ import { redisChords } from "./internal/chords.ts";
 import { PKG } from "./internal/errors.ts";
 import { runScript, STORE_RESULT } from "./internal/scripts.ts";
 import { duplicateClient, Link, resolveConnection, type RedisConnection } from "./internal/link.ts";
+import { prepareResult, serverOf, type ResultWrite } from "./internal/prepared-store.ts";
 import { decodeResult, ResultSubscriber } from "./internal/result-subscriber.ts";
 
 export interface RedisBackendOptions {
@@ -78,6 +79,12 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
     what: "result backend",
     reconnectAttempts: resolved.reconnectAttempts,
   });
+  const server = serverOf(resolved.client);
+  const resultWrite = (taskId: string, meta: ResultMeta, store: StoreOptions): ResultWrite => {
+    const expires = expiry(store.expires, defaultExpiry);
+    const ttlMs = expires > 0 ? Math.ceil(toMs(expires)) : 0;
+    return { server, key: keyOf(taskId), value: encodeJson(meta), ttlMs };
+  };
   let closed = false;
   const run = <T>(work: (client: Redis) => Promise<T>): Promise<T> => {
     if (closed) throw closedError(PKG, "Redis result backend");
@@ -104,13 +111,14 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
       await main.close();
     },
     async store(taskId: string, meta: ResultMeta, store: StoreOptions = {}) {
-      const expires = expiry(store.expires, defaultExpiry);
-      const key = keyOf(taskId);
-      const value = encodeJson(meta);
+      const { key, value, ttlMs } = resultWrite(taskId, meta, store);
       // SET, then PUBLISH on the key's own channel (Celery's), the meta as the message so that
       // waiters need no GET: one script, so one command per result.
-      const ttl = expires > 0 ? Math.ceil(toMs(expires)) : 0;
-      await run((client) => runScript(client, STORE_RESULT, [key], [value, ttl]));
+      await run((client) => runScript(client, STORE_RESULT, [key], [value, ttlMs]));
+    },
+    prepareStore(taskId, meta, store = {}) {
+      if (closed) throw closedError(PKG, "Redis result backend");
+      return prepareResult(taskId, resultWrite(taskId, meta, store));
     },
     async get(taskId) {
       const key = keyOf(taskId);

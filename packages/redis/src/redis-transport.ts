@@ -19,6 +19,7 @@ import { PKG } from "./internal/errors.ts";
 import { checkPrioritySteps, DEFAULT_PRIORITY_STEPS, KeyLayout } from "./internal/keys.ts";
 import { duplicateClient, Link, resolveConnection, type RedisConnection } from "./internal/link.ts";
 import { Liveness } from "./internal/liveness.ts";
+import { serverOf } from "./internal/prepared-store.ts";
 import { createQueueCommands } from "./internal/queue-commands.ts";
 import { execChecked, redisWrites } from "./internal/redis-primitives.ts";
 import { Restorer } from "./internal/restore.ts";
@@ -194,6 +195,13 @@ function consumerLink(o: ReturnType<typeof resolveOptions>, role: "consumer" | "
   });
 }
 
+/** The consumer's own connections: takes, and wake-ups through client tracking. */
+function openConsumerLinks(o: ReturnType<typeof resolveOptions>): ConsumerLinks {
+  const take = consumerLink(o, "consumer");
+  const subscriber = consumerLink(o, "wake-up");
+  return { take, subscriber, wake: createWakeUp(take, subscriber, o.logger) };
+}
+
 /**
  * The consuming half: the kit on Redis primitives, two connections of its own (takes, and
  * wake-ups through client tracking), kombu's restore of expired reservations, and the liveness
@@ -204,17 +212,11 @@ function createRedisConsumer(
   main: Link,
   command: <T>(work: (client: Redis) => Promise<T>) => Promise<T>,
 ) {
-  const { keys, logger } = o;
+  const { keys, logger, resolved } = o;
+  const server = serverOf(resolved.client);
   let consumerLinks: ConsumerLinks | undefined;
   let consuming = 0;
-  const consumerConnections = (): ConsumerLinks => {
-    if (consumerLinks) return consumerLinks;
-    const link = (role: "consumer" | "wake-up") => consumerLink(o, role);
-    const take = link("consumer");
-    const subscriber = link("wake-up");
-    consumerLinks = { take, subscriber, wake: createWakeUp(take, subscriber, logger) };
-    return consumerLinks;
-  };
+  const consumerConnections = (): ConsumerLinks => (consumerLinks ??= openConsumerLinks(o));
   const held = () => new Set(kit.outstanding().map((handle) => handle.tag));
   const { restorer, liveness } = createRecovery(o, main, command, held, () => consuming > 0);
   const consumer = { id: liveness.id, leaseMs: Math.ceil(toMs(o.livenessTimeout)) };
@@ -233,6 +235,8 @@ function createRedisConsumer(
       fallbackPollInterval: FALLBACK_POLL_INTERVAL,
       onClose: () => void consuming--,
       consumer,
+      server,
+      offlineTimeoutMs: toMs(o.offlineTimeout),
       maxMessageBytes: o.maxMessageBytes,
       deadLetters: o.deadLetters,
       onRefused: (reason) =>
@@ -258,6 +262,7 @@ function createRedisConsumer(
         command,
         deadLetters: o.deadLetters,
         held: keys.held(liveness.id),
+        server,
       }),
       open,
     },
@@ -333,6 +338,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
     keys,
     target,
     command,
+    mapError: (error) => main.map(error),
     ensureOpen: kit.ensureOpen,
     deadLetters: o.deadLetters !== undefined,
   });

@@ -48,6 +48,16 @@ describe("faults on Redis", () => {
         downSeconds: (back - down) / 1000,
         publishWhileDown,
       });
+      // A worker whose every connection came back logs it when the last one does, which may be
+      // after the results are in (a connection idle since the restart reconnects on its next use).
+      const reconnected = new RegExp(
+        `^redis: reconnected to 127\\.0\\.0\\.1:${server.port}/0 after [\\d.]+ s$`,
+      );
+      await until(
+        () => workers.every((w) => w.lines.some((l) => reconnected.test(String(l.msg)))),
+        30_000,
+        "each worker to log its reconnection",
+      );
       // What each worker logged about the outage: its connections' drops and returns, and the
       // results it kept (debug lines aside), once every result is in.
       const outageLines = workers.map((worker) =>
@@ -69,9 +79,6 @@ describe("faults on Redis", () => {
         // backend's, all to this server), by the worker's own logger (built from a URL)...
         const lost = `redis: lost the connection to 127.0.0.1:${server.port}/0; retrying with backoff`;
         expect(worker.lines.filter((l) => String(l.msg) === lost)).toHaveLength(1);
-        const reconnected = new RegExp(
-          `^redis: reconnected to 127\\.0\\.0\\.1:${server.port}/0 after [\\d.]+ s$`,
-        );
         expect(worker.lines.filter((l) => reconnected.test(String(l.msg)))).toHaveLength(1);
         expect(outageLines[n]!.filter((msg) => msg.startsWith("redis: "))).toHaveLength(2);
         // ...and nothing about the outage twice (one line per connection and event).

@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@celery-ts/client";
 import { createWorker } from "@celery-ts/worker";
 import { createRedisBackend, createRedisTransport } from "../src/index.ts";
-import { captureLogger } from "./support/capture-logger.ts";
+import { captureLogger } from "@celery-ts/testing";
 import { PrivateRedis, startSentinel } from "./support/private-redis.ts";
 import { sleep, until } from "./support/redis.ts";
 

@@ -37,3 +37,5 @@ export { deleteRedisPrefix } from "./redis-keys.ts";
 export { NODE_COMPILE_CACHE_DIR, spawnCollecting, withCompileCache } from "./spawn-collecting.ts";
 export { waitUntil } from "./wait-until.ts";
 export type { CollectingChild, SpawnCollectingOptions, SpawnExit } from "./spawn-collecting.ts";
+export { captureLogger } from "./capture-logger.ts";
+export type { CapturedLine } from "./capture-logger.ts";

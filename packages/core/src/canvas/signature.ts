@@ -36,7 +36,45 @@ export function createSignature(
 
 /** A deep copy: applying a signature never changes the one it was given. */
 export function cloneSignature(sig: Signature): Signature {
-  return structuredClone(sig);
+  // Plain data (what signatures hold) is copied by hand, several times faster than
+  // structuredClone; anything else (a cycle, a Date, a class) takes structuredClone's copy.
+  try {
+    return copyPlain(sig, 0) as Signature;
+  } catch (error) {
+    if (error !== NOT_PLAIN) throw error;
+    return structuredClone(sig);
+  }
+}
+
+/** Thrown by copyPlain for what it leaves to structuredClone. */
+const NOT_PLAIN = Symbol("not plain data");
+/** Deeper than this is taken for a cycle (structuredClone keeps it, and the encoder refuses it). */
+const MAX_PLAIN_DEPTH = 64;
+
+function copyPlain(value: unknown, depth: number): unknown {
+  if (typeof value !== "object" || value === null) {
+    if (typeof value === "function" || typeof value === "symbol") throw NOT_PLAIN;
+    return value;
+  }
+  if (depth > MAX_PLAIN_DEPTH) throw NOT_PLAIN;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (Array.isArray(value) && proto === Array.prototype) {
+    const copy: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) throw NOT_PLAIN; // a hole: structuredClone keeps it
+      copy[i] = copyPlain(value[i], depth + 1);
+    }
+    return copy;
+  }
+  if (proto !== Object.prototype && proto !== null) throw NOT_PLAIN;
+  const copy: Record<string, unknown> = {};
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    // Assigning "__proto__" would set the copy's prototype: structuredClone copies it as a key.
+    if (key === "__proto__") throw NOT_PLAIN;
+    copy[key] = copyPlain((value as Record<string, unknown>)[key], depth + 1);
+  }
+  return copy;
 }
 
 /** Reads a signature dict from a message or an option; throws MALFORMED_MESSAGE when it is not one. */

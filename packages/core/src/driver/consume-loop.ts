@@ -7,7 +7,8 @@ import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { toMs } from "./durations.ts";
 import { oversize, oversizeReason, taskIdOf } from "./dead-letters.ts";
 import type { Ledger } from "./ledger.ts";
-import type { DriverPrimitives, MessageSource, TakenMessage } from "./primitives.ts";
+import type { PreparedStore } from "../result-backend.ts";
+import type { DriverPrimitives, MessageSource, TakeBatch, TakenMessage } from "./primitives.ts";
 
 /** What one consume() needs from its kit. */
 export interface LoopContext<H> {
@@ -154,7 +155,7 @@ export class ConsumeLoop<H> {
         Math.max(1, Math.floor(free / (ready.length - index))),
       );
       free -= max;
-      this.#reserved += max;
+      // Reserves its slots at once (before its first await).
       void this.#ctx.track(this.#take(lane, max, hurry));
     }
     const waits = idle.map((l) => Math.max(l.retryAt, l.idleUntil)).filter((at) => at > now);
@@ -164,24 +165,34 @@ export class ConsumeLoop<H> {
   };
 
   async #take(lane: Lane<H>, max: number, hurry: boolean): Promise<void> {
-    lane.busy = true;
-    lane.wokenWhileBusy = false;
-    let messages: readonly TakenMessage<H>[];
-    let lookAgainIn: number | undefined;
+    this.#claim(lane, max);
+    let batch: TakeBatch<H>;
     try {
-      ({ messages, lookAgainIn } = await lane.source.take({
-        max,
-        hurry,
-        signal: this.#stopping.signal,
-      }));
+      batch = await lane.source.take({ max, hurry, signal: this.#stopping.signal });
       lane.failures = 0;
     } catch (error) {
+      this.#release(lane, max);
       return this.#failed(lane, error);
-    } finally {
-      lane.busy = false;
-      lane.lastTakenAt = Date.now();
-      this.#reserved -= max;
     }
+    this.#release(lane, max);
+    this.#took(lane, batch);
+  }
+
+  /** A take of up to `max` begins on `lane`: the lane is busy and the slots promised to it. */
+  #claim(lane: Lane<H>, max: number): void {
+    lane.busy = true;
+    lane.wokenWhileBusy = false;
+    this.#reserved += max;
+  }
+
+  #release(lane: Lane<H>, max: number): void {
+    lane.busy = false;
+    lane.lastTakenAt = Date.now();
+    this.#reserved -= max;
+  }
+
+  /** Delivers what a take found, or lets the lane idle until its next look. */
+  #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>): void {
     if (messages.length > 0) {
       this.#deliver(messages);
     } else if (!lane.wokenWhileBusy) {
@@ -191,6 +202,43 @@ export class ConsumeLoop<H> {
     // to see: the lane stays ready (idleUntil 0, as wake() left it) rather than going idle.
     // Something taken: look again at once (the callback may have raised the prefetch).
     this.#schedule();
+  }
+
+  /**
+   * Where the slot an ack frees would start a take anyway (the same rule as #pump, counting that
+   * slot free), a ready lane whose source can ack and take in one round trip, and how many.
+   */
+  #fusedTake(): { lane: Lane<H>; max: number } | undefined {
+    if (this.stopped) return undefined;
+    const { prefetch } = this.#options;
+    const free = prefetch - this.#count - this.#reserved + 1;
+    const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
+    if (free < 1 || (this.#count - 1 + this.#reserved > 0 && free < threshold)) return undefined;
+    const now = Date.now();
+    const lane = this.#lanes.find(
+      (l) => l.source.ackAndTake && !l.busy && l.retryAt <= now && l.idleUntil <= now,
+    );
+    return lane && { lane, max: Math.min(this.#ctx.maxBatch, free) };
+  }
+
+  /** Acknowledges `tag` (with `result`), taking in the same round trip where that helps. */
+  async #ack(tag: string, result?: PreparedStore): Promise<boolean> {
+    const { ledger, primitives } = this.#ctx;
+    const fused = this.#fusedTake();
+    if (!fused) return ledger.settleOnce(tag, (handle) => primitives.ack(handle, result));
+    const { lane, max } = fused;
+    this.#claim(lane, max);
+    let batch: TakeBatch<H> | undefined;
+    try {
+      return await ledger.settleOnce(tag, async (handle) => {
+        const request = { max, hurry: false, signal: this.#stopping.signal };
+        batch = await lane.source.ackAndTake!(handle, result, request);
+      });
+    } finally {
+      this.#release(lane, max);
+      if (batch) this.#took(lane, batch);
+      else this.#schedule();
+    }
   }
 
   #failed(lane: Lane<H>, error: unknown): void {
@@ -245,13 +293,17 @@ export class ConsumeLoop<H> {
       queue: taken.queue,
       deliveryTag: tag,
       redelivered: taken.redelivered,
-      ack: () => ledger.settle(tag, (handle) => primitives.ack(handle)),
+      ack: async () => void (await this.#ack(tag)),
       reject: ({ requeue, reason }: { requeue: boolean; reason?: string }) =>
         ledger.settle(tag, (handle) =>
           requeue
             ? primitives.requeue(handle)
             : primitives.deadLetter(handle, reason ?? "rejected"),
         ),
+      ...(primitives.carries && {
+        ackWithResult: (result: PreparedStore) =>
+          primitives.carries!(result) ? this.#ack(tag, result) : Promise.resolve(false),
+      }),
     };
     const bytes = oversize(taken.raw, this.#ctx.maxMessageBytes);
     if (bytes !== undefined) {

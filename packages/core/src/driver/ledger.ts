@@ -73,9 +73,14 @@ export class Ledger<H> {
    * CLOSED after close (rule 7). The write's error is the caller's (the worker logs it).
    */
   async settle(tag: string, write: (handle: H) => Promise<void>): Promise<void> {
+    await this.settleOnce(tag, write);
+  }
+
+  /** As `settle`; resolves true when this call wrote, false when the delivery was settled already. */
+  async settleOnce(tag: string, write: (handle: H) => Promise<void>): Promise<boolean> {
     this.#options.ensureOpen();
     const entry = this.#entries.get(tag);
-    if (!entry || entry.settling) return;
+    if (!entry || entry.settling) return false;
     entry.settling = true;
     const work = (async () => {
       try {
@@ -89,6 +94,7 @@ export class Ledger<H> {
       }
     })();
     await this.#options.track(work);
+    return true;
   }
 
   /** Writes; a retryable failure is tried again with backoff while the transport is open. */

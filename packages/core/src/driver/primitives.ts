@@ -1,3 +1,5 @@
+import type { PreparedStore } from "../result-backend.ts";
+
 /**
  * What a queue-backed driver supplies to the kit: a way to take messages, and the four broker
  * writes on a taken one. The kit does the rest (see `createConsumerKit`).
@@ -12,8 +14,17 @@ export interface DriverPrimitives<H> {
    * per `consume()`; may throw a `CeleryTsError` (`consume()` then rejects with it).
    */
   open(queues: readonly string[]): MessageSource<H> | readonly MessageSource<H>[];
-  /** The broker forgets the message. */
-  ack(handle: H): Promise<void>;
+  /**
+   * The broker forgets the message; with `result` (only ever one that `carries` accepted), the
+   * result is written in the same broker write.
+   */
+  ack(handle: H, result?: PreparedStore): Promise<void>;
+  /**
+   * Optional: whether `ack()` can write this result prepared by a backend (`prepareStore()`),
+   * because the backend is on the broker's own server. No broker write. Without it, deliveries
+   * have no `ackWithResult()`.
+   */
+  carries?(result: PreparedStore): boolean;
   /** The message goes back on its queue for any consumer, marked redelivered. */
   requeue(handle: H): Promise<void>;
   /** The message is kept aside with `reason` (or dropped where the broker has no dead letters). */
@@ -70,6 +81,19 @@ export interface TakeRequest {
 export interface MessageSource<H> {
   /** Takes up to `max` due messages. Throw a retryable `CeleryTsError` to be retried with backoff. */
   take(request: TakeRequest): Promise<TakeBatch<H>>;
+  /**
+   * Optional: acknowledges `handle` (writing `result` with it when given, as `ack()` does) and
+   * takes up to `request.max` messages, in one broker round trip. The kit calls it instead of
+   * `ack()` when the slot the ack frees would start a take anyway. A rejection is a failed ack
+   * (the kit retries a retryable one, taking again). A batch with fewer messages than asked for
+   * should say `lookAgainIn: 0` when a plain `take()` arms something this one does not (a
+   * wake-up).
+   */
+  ackAndTake?(
+    handle: H,
+    result: PreparedStore | undefined,
+    request: TakeRequest,
+  ): Promise<TakeBatch<H>>;
   /** Calls `wake` when messages may have arrived; returns the unsubscribe. */
   subscribe?(wake: () => void): () => void;
   /** Called once when the consumer stops. */

@@ -1,4 +1,10 @@
-import { isCeleryTsError, silentLogger, type CeleryTsError, type Logger } from "@celery-ts/core";
+import {
+  isCeleryTsError,
+  silentLogger,
+  type CeleryTsError,
+  type ConnectionEvent,
+  type Logger,
+} from "@celery-ts/core";
 import { configError, connectionError, networkErrorCode } from "@celery-ts/core/driver";
 import pg from "pg";
 
@@ -61,6 +67,11 @@ export interface DatabaseOptions {
   /** The NOTIFY channel that wakes this side. */
   channel: string;
   logger?: Logger;
+  /**
+   * Told of each loss and return it logs: role "command" (the pool that runs statements) and
+   * "listen" (the LISTEN connection). For the transport's `onConnectionEvent`.
+   */
+  onEvent?: (event: ConnectionEvent) => void;
 }
 
 /** One pool per transport or backend, the schema created on first use, and one LISTEN link. */
@@ -132,12 +143,14 @@ export class Database {
     this.#logger.warn(`${this.#name}: lost the connection to ${this.where}; reconnecting`, {
       error: String((error as Error)?.message ?? error),
     });
+    this.#options.onEvent?.({ type: "lost", role: "command" });
   }
 
   #poolBack(): void {
     if (!this.#poolLost) return;
     this.#poolLost = false;
     this.#logger.info(`${this.#name}: reconnected to ${this.where}`);
+    this.#options.onEvent?.({ type: "recovered", role: "command" });
   }
 
   /** Opens the pool and creates the tables, once; a failure is retried by the next call. */
@@ -197,6 +210,7 @@ export class Database {
       if (this.#listenLost) {
         this.#listenLost = false;
         this.#logger.info(`${this.#name}: reconnected the LISTEN connection to ${this.where}`);
+        this.#options.onEvent?.({ type: "recovered", role: "listen" });
       }
       this.#wakers.forEach((wake) => wake(undefined));
     })();
@@ -219,6 +233,7 @@ export class Database {
         `${this.#name}: lost the LISTEN connection to ${this.where}; reconnecting`,
         { error: String((error as Error)?.message ?? error) },
       );
+      this.#options.onEvent?.({ type: "lost", role: "listen" });
     }
     void client?.end().catch(() => {});
     this.#listener = undefined;

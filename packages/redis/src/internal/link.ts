@@ -466,5 +466,7 @@ export class Link {
 /** A connection of our own beside `main`, for blocking or subscribing: same server, same options. */
 export function duplicateClient(main: Redis, role: string): Redis {
   const connectionName = `${main.options.connectionName || "celery-ts"}:${role}`;
-  return main.duplicate({ ...DUPLICATE_OVERRIDES, connectionName });
+  // A consumer's takes go one at a time: written at once, not on the next tick with others.
+  const pipelining = role === "consumer" ? { enableAutoPipelining: false } : {};
+  return main.duplicate({ ...DUPLICATE_OVERRIDES, ...pipelining, connectionName });
 }

@@ -2,8 +2,7 @@ import type { PublishItem, PublishOptions, WireMessage } from "@celery-ts/core";
 import type { Redis } from "ioredis";
 import { registerQueueLayout } from "./atomic-publish.ts";
 import type { KeyLayout } from "./keys.ts";
-import { queueBatch } from "./publish-batch.ts";
-import { queuedMessage } from "./queued-message.ts";
+import { createPublisher } from "./publish-batch.ts";
 import { createDeadLetterCommands } from "./dead-letter-commands.ts";
 import { execChecked } from "./redis-primitives.ts";
 
@@ -16,46 +15,24 @@ export function createQueueCommands(options: {
   target: string;
   /** A command on the main connection, bounded and mapped. */
   command<T>(work: (client: Redis) => Promise<T>): Promise<T>;
+  /** Maps a Redis error to the transport's (commands of a MULTI that Redis refused). */
+  mapError(error: unknown): unknown;
   /** Throws CLOSED after close(). */
   ensureOpen(): void;
   /** Dead letters on: deadLetters(), replayDeadLetters() and purgeDeadLetters() are there. */
   deadLetters: boolean;
 }) {
   const { keys, command, ensureOpen } = options;
-  /** Queues whose kombu binding this connection has declared. */
-  const declared = new Set<string>();
+  const publisher = createPublisher({ keys, command, mapError: options.mapError });
   const queueCommands = {
     async publish(message: WireMessage, options: PublishOptions) {
       ensureOpen();
-      const { queue } = options;
-      const { list, raw } = queuedMessage(keys, message, options);
-      // The binding is declared once per queue and connection, as kombu declares a queue once;
-      // after that a publish is a single LPUSH.
-      if (declared.has(queue)) {
-        await command((client) => client.lpush(list, raw));
-        return;
-      }
-      await command(async (client) =>
-        execChecked(
-          await client
-            .multi()
-            .sadd(...keys.declaration(queue))
-            .lpush(list, raw)
-            .exec(),
-        ),
-      );
-      declared.add(queue);
+      await publisher.publish(message, options);
     },
-    /** The whole batch in one MULTI round trip (bindings of new queues included). */
+    /** The whole batch in one round trip (bindings of new queues included). */
     async publishBatch(batch: readonly PublishItem[]) {
       ensureOpen();
-      const declaring = await command(async (client) => {
-        const transaction = client.multi();
-        const queues = queueBatch(transaction, batch, keys, declared);
-        await execChecked(await transaction.exec());
-        return queues;
-      });
-      for (const queue of declaring) declared.add(queue);
+      await publisher.publishBatch(batch);
     },
     async purge(queue: string): Promise<number> {
       ensureOpen();

@@ -7,6 +7,7 @@ import {
 } from "@celery-ts/core/driver";
 import type { Redis } from "ioredis";
 import type { KeyLayout } from "./keys.ts";
+import { resultWriteFor } from "./prepared-store.ts";
 import { ACK, DEAD_LETTER, RESTORE, runScript } from "./scripts.ts";
 import { markRedelivered, parseEnvelope, priorityOf } from "./stored-message.ts";
 import type { Held } from "./take-source.ts";
@@ -30,6 +31,8 @@ export interface RedisPrimitivesOptions {
   held: string;
   /** A command on the main connection, bounded and mapped. */
   command<T>(work: (client: Redis) => Promise<T>): Promise<T>;
+  /** The transport's server and database (`serverOf`): results prepared for it are carried. */
+  server: string;
 }
 
 /** The broker writes on a taken message, in kombu's layout; `open` is the transport's. */
@@ -46,11 +49,16 @@ export function redisWrites(options: RedisPrimitivesOptions): Omit<DriverPrimiti
     );
   };
   return {
-    async ack({ tag }) {
+    async ack({ tag }, result) {
+      const ackKeys = [keys.unacked, keys.unackedIndex, options.held];
+      const write = resultWriteFor(result, options.server);
       await command((client) =>
-        runScript(client, ACK, [keys.unacked, keys.unackedIndex, options.held], [tag]),
+        write
+          ? runScript(client, ACK, [...ackKeys, write.key], [tag, write.value, write.ttlMs])
+          : runScript(client, ACK, ackKeys, [tag]),
       );
     },
+    carries: (result) => resultWriteFor(result, options.server) !== undefined,
     async requeue(held) {
       await command((client) => restore(client, held));
     },

@@ -57,6 +57,27 @@ local function keep(dead, bytesKey, letter, maxCount, maxBytes, minAt)
 end
 `;
 
+/** Lua: stores a result as Celery's Redis backend does (see STORE_RESULT). */
+const STORE = `
+local function store(key, value, ttl)
+  if ttl == '0' then
+    redis.call('SET', key, value)
+  else
+    redis.call('SET', key, value, 'PX', ttl)
+  end
+  return redis.call('PUBLISH', key, value)
+end
+`;
+
+/** Lua: acknowledges a tag as kombu does, and takes it out of the consumer's `held` set. */
+const FORGET_TAG = `
+local function forget(unacked, index, held, tag)
+  redis.call('SREM', held, tag)
+  redis.call('ZREM', index, tag)
+  return redis.call('HDEL', unacked, tag)
+end
+`;
+
 /**
  * Takes up to n messages and records each as unacknowledged, in one atomic step: kombu pops with
  * BRPOP and records with a second command, so a consumer that dies between the two loses the
@@ -85,11 +106,16 @@ end
  * liveness lease (ms); then the size limit, the reason of a refusal and the reason when the
  * message is not kept either (each with -1 for its size), now (ms), and the dead letters'
  * maxCount (0: off), maxBytes and minAt.
- * Returns a flat array: queue index, envelope, for each message taken; -(queue index), the
+ * Optionally, first, as one write with the take: a tag to acknowledge (ARGV after minAt), and a
+ * result to store (the result key as the last of KEYS, after the dead letters' counters; its
+ * value and expiry in ms as the two ARGV after the tag), as ACK and STORE_RESULT do.
+ * Then it reads the length of every list it takes from, which arms the caller's client tracking.
+ * Returns a flat array: 1 when a list is still not empty (else 0), then queue index, envelope,
+ * for each message taken; -(queue index), the
  * reason, for each message refused (a refused message uses up its slot's tag number and is not
  * held).
  */
-export const TAKE = lua(`${KEEP_DEAD_LETTER}
+export const TAKE = lua(`${KEEP_DEAD_LETTER}${STORE}${FORGET_TAG}
 local now, n, Q, S = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local order = {}
 for i = 1, Q do order[i] = tonumber(ARGV[4 + i]) end
@@ -116,7 +142,13 @@ local function refuse(q, raw)
   end
   return reason .. (id and (' (task ' .. id .. ')') or '')
 end
-local out = {}
+local acked = ARGV[x + 8]
+if acked then
+  local resultKey = KEYS[5 + S * Q + 2 * Q + 1]
+  if resultKey then store(resultKey, ARGV[x + 9], ARGV[x + 10]) end
+  forget(KEYS[1], KEYS[2], KEYS[3], acked)
+end
+local out = {0}
 local base, first = ARGV[5 + 2 * Q], tonumber(ARGV[6 + 2 * Q])
 redis.call('SET', KEYS[5], '1', 'PX', ARGV[8 + 2 * Q])
 redis.call('SADD', KEYS[4], ARGV[7 + 2 * Q])
@@ -150,19 +182,25 @@ for i = 1, n do
   end
   if not found then break end
 end
+-- Reading the lengths arms client tracking (a push after this wakes the consumer: Redis tracks
+-- the keys a script reads for its caller); a list still not empty says to look again soon.
+for k = 6, 5 + S * Q do
+  if redis.call('LLEN', KEYS[k]) > 0 then out[1] = 1 end
+end
 return out
 `);
 
 /**
  * Acknowledges a message as kombu does (`_remove_from_index`): its unacked entry and its index
  * entry are removed, and the tag leaves the consumer's `held` set (liveness), in one command
- * rather than a MULTI.
- * KEYS: unacked, unacked_index, held. ARGV: tag.
+ * rather than a MULTI; optionally storing a task's result first, as STORE_RESULT does, when the
+ * result backend is on the same server (one write for both).
+ * KEYS: unacked, unacked_index, held, and optionally the result key.
+ * ARGV: tag, and with a result key the meta as JSON and the expiry in ms (0: none).
  */
-export const ACK = lua(`
-redis.call('SREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return redis.call('HDEL', KEYS[1], ARGV[1])
+export const ACK = lua(`${STORE}${FORGET_TAG}
+if KEYS[4] then store(KEYS[4], ARGV[2], ARGV[3]) end
+return forget(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 `);
 
 /**
@@ -170,13 +208,8 @@ return redis.call('HDEL', KEYS[1], ARGV[1])
  * channel), in one command that carries the value once.
  * KEYS: the result key. ARGV: the meta as JSON, the expiry in ms (0: none).
  */
-export const STORE_RESULT = lua(`
-if ARGV[2] == '0' then
-  redis.call('SET', KEYS[1], ARGV[1])
-else
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
-return redis.call('PUBLISH', KEYS[1], ARGV[1])
+export const STORE_RESULT = lua(`${STORE}
+return store(KEYS[1], ARGV[1], ARGV[2])
 `);
 
 /**

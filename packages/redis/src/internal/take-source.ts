@@ -9,11 +9,18 @@ import {
   type TakenMessage,
 } from "@celery-ts/core/driver";
 import type { KeyLayout } from "./keys.ts";
+import { resultWriteFor, type ResultWrite } from "./prepared-store.ts";
 import type { Link } from "./link.ts";
 import { deadLetterBounds } from "./redis-primitives.ts";
-import { isNoScript, TAKE } from "./scripts.ts";
+import { runScript, TAKE } from "./scripts.ts";
 import { isRedelivered, parseEnvelope } from "./stored-message.ts";
 import type { WakeUp } from "./wake-up.ts";
+
+/** What an ack-and-take acknowledges: the tag, and the result it stores with it. */
+interface Ack {
+  tag: string;
+  write: ResultWrite | undefined;
+}
 
 /** A message this connection took: what its ack, requeue and dead-letter need. */
 export interface Held {
@@ -43,6 +50,10 @@ export interface TakeSourceOptions {
   onClose(): void;
   /** The transport's consumer id and liveness lease (ms), recorded with every take. */
   consumer: { id: string; leaseMs: number };
+  /** The transport's server and database (`serverOf`): results prepared for it are carried. */
+  server: string;
+  /** Milliseconds an ack-and-take waits for the connection before it fails (retryable). */
+  offlineTimeoutMs: number;
   /** A message over this many bytes is dead-lettered by the take script, unread. */
   maxMessageBytes: number;
   deadLetters: DeadLetterLimits | undefined;
@@ -50,45 +61,15 @@ export interface TakeSourceOptions {
   onRefused(reason: string): void;
 }
 
-/** The take script's last arguments (after the consumer's): the size limit, what a refusal does. */
-function refusalArgs(options: TakeSourceOptions): (string | number)[] {
+/**
+ * The take script's last arguments (after the consumer's): the size limit, what a refusal does;
+ * the reasons made once, the times of each take filled in by `at(now)`.
+ */
+function refusalArgs(options: TakeSourceOptions): (now: number) => (string | number)[] {
   const limit = options.maxMessageBytes;
   const reason = oversizeReason(-1, limit);
-  const maxBytes = options.deadLetters?.maxBytes ?? 0;
-  const now = Date.now();
-  return [
-    limit,
-    reason,
-    notKeptReason(reason, -1, maxBytes),
-    now,
-    ...deadLetterBounds(options.deadLetters, now),
-  ];
-}
-
-/** Runs the TAKE script (loading it on a new server), arming client tracking with LLEN. */
-async function runTake(
-  take: Link,
-  scriptKeys: string[],
-  args: (string | number)[],
-  lists: readonly string[],
-): Promise<{ flat: (number | string)[]; waiting: boolean }> {
-  for (let attempt = 1; ; attempt++) {
-    const pipeline = take.client.pipeline();
-    pipeline.evalsha(TAKE.sha, scriptKeys.length, ...scriptKeys, ...args);
-    // Reading the lengths arms client tracking: a push after this wakes us.
-    for (const list of lists) pipeline.llen(list);
-    const results = await pipeline.exec();
-    if (!results) throw new Error("Connection is closed");
-    const [first, ...lengths] = results;
-    if (first?.[0] && isNoScript(first[0]) && attempt === 1) {
-      // A new or restarted server: load the script once, then go on with EVALSHA.
-      await take.client.script("LOAD", TAKE.source);
-      continue;
-    }
-    if (first?.[0]) throw first[0];
-    const waiting = lengths.some(([error, length]) => !error && Number(length) > 0);
-    return { flat: (first?.[1] ?? []) as (number | string)[], waiting };
-  }
+  const notKept = notKeptReason(reason, -1, options.deadLetters?.maxBytes ?? 0);
+  return (now) => [limit, reason, notKept, now, ...deadLetterBounds(options.deadLetters, now)];
 }
 
 /**
@@ -116,26 +97,28 @@ export function createTakeSource(options: TakeSourceOptions): MessageSource<Held
     ...deadKeys,
   ];
 
-  const takeBatch = async (room: number): Promise<TakeBatch<Held>> => {
+  const refusal = refusalArgs(options);
+  const fixedArgs = [queues.length, keys.steps.length];
+  const consumerArgs = [consumer.id, consumer.leaseMs];
+
+  /** One take of up to `room`, first acknowledging `ack.tag` (and storing its result). */
+  const takeBatch = async (room: number, ack?: Ack): Promise<TakeBatch<Held>> => {
     const first = tagNumber;
     tagNumber += room;
-    const args = [Date.now() / 1000, room, queues.length, keys.steps.length, ...cycle];
-    const { flat, waiting } = await runTake(
-      take,
-      scriptKeys,
-      [
-        ...args,
-        ...queueJson,
-        tagBase,
-        first,
-        consumer.id,
-        consumer.leaseMs,
-        ...refusalArgs(options),
-      ],
-      lists,
-    );
+    const now = Date.now();
+    const args = [now / 1000, room, ...fixedArgs, ...cycle, ...queueJson, tagBase, first];
+    args.push(...consumerArgs, ...refusal(now));
+    let keysOfTake = scriptKeys;
+    if (ack) {
+      args.push(ack.tag);
+      if (ack.write) {
+        keysOfTake = [...scriptKeys, ack.write.key];
+        args.push(ack.write.value, ack.write.ttlMs);
+      }
+    }
+    const flat = (await runScript(take.client, TAKE, keysOfTake, args)) as (number | string)[];
     const messages: TakenMessage<Held>[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
+    for (let i = 1; i + 1 < flat.length; i += 2) {
       const index = Number(flat[i]);
       if (index < 0) {
         options.onRefused(String(flat[i + 1]));
@@ -143,33 +126,45 @@ export function createTakeSource(options: TakeSourceOptions): MessageSource<Held
       }
       if (cycle[cycle.length - 1] !== index) cycle = [...cycle.filter((q) => q !== index), index];
       const raw = String(flat[i + 1]);
-      const tag = tagBase + (first + i / 2).toString(16).padStart(12, "0");
+      const tag = tagBase + (first + (i - 1) / 2).toString(16).padStart(12, "0");
       const queue = queues[index - 1] ?? "";
       const handle: Held = { tag, queue, raw };
       messages.push({ handle, deliveryTag: tag, queue, raw, redelivered: redelivered(raw) });
     }
     // Messages still waiting (taken by a rival meanwhile): look again soon.
-    if (waiting) return { messages, lookAgainIn: 0 };
-    // A wake-up that comes while this take is under way (an invalidation for a push after our
-    // LLEN, or tracking just turned on) is kept by the kit's consume loop: it looks again at once.
+    if (flat[0] === 1) return { messages, lookAgainIn: 0 };
+    // A wake-up that comes while this take is under way (an invalidation for a push after the
+    // script read the lengths, or tracking just turned on) is kept by the kit's consume loop: it looks again at once.
     const poll = wake.tracking ? options.pollInterval : options.fallbackPollInterval;
     return { messages, lookAgainIn: poll };
   };
 
+  /** Waits for the take connection (not past the consumer's stop), then takes; errors mapped. */
+  const takeWhenReady = async (
+    signal: AbortSignal,
+    work: () => Promise<TakeBatch<Held>>,
+  ): Promise<TakeBatch<Held>> => {
+    try {
+      await take.waitReady(Number.POSITIVE_INFINITY, signal);
+    } catch (error) {
+      if (signal.aborted) return { messages: [] };
+      throw take.map(error);
+    }
+    try {
+      return await work();
+    } catch (error) {
+      throw take.map(error);
+    }
+  };
+
   return {
-    async take({ max, signal }) {
-      try {
-        await take.waitReady(Number.POSITIVE_INFINITY, signal);
-      } catch (error) {
-        if (signal.aborted) return { messages: [] };
-        throw take.map(error);
-      }
-      try {
-        return await takeBatch(max);
-      } catch (error) {
-        throw take.map(error);
-      }
-    },
+    take: ({ max, signal }) => takeWhenReady(signal, () => takeBatch(max)),
+    // An ack waits for its connection a bounded time, as on the main connection, whether or not
+    // the consumer stopped meanwhile.
+    ackAndTake: ({ tag }, result, { max }) =>
+      take.run(options.offlineTimeoutMs, () =>
+        takeBatch(max, { tag, write: resultWriteFor(result, options.server) }),
+      ),
     subscribe: (listener) => wake.subscribe(listener),
     close: options.onClose,
   };

@@ -13,7 +13,7 @@ export interface WakeUp {
 /**
  * Wake-ups without polling, through Redis's client-side caching (Redis 6+): the consumer
  * connection turns on `CLIENT TRACKING`, redirected to a second connection subscribed to
- * `__redis__:invalidate`. After a consumer reads a list's length (LLEN), Redis sends that
+ * `__redis__:invalidate`. After a consumer reads a list's length (LLEN, in its take script), Redis sends that
  * connection one invalidation when anyone changes the list: an LPUSH by any producer, Python
  * included, or a restore. No server configuration is needed (unlike keyspace notifications).
  *

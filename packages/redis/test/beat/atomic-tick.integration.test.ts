@@ -5,7 +5,9 @@
 // is on the queue, and the next leader goes on from the next tick: every tick arrives once.
 // Published and recorded in two steps (before, and still with a store on another server: here a
 // Redis broker with a SQLite store), the record says `sending` and the next leader publishes the
-// tick again with its id: the documented duplicate, shown here so this test can tell them apart.
+// tick again with its id: the documented duplicate, shown here so this test can tell them apart
+// (each copy carries the claim that lets celery-ts workers with a store run it once: see
+// packages/amqp/test/beat-once.integration.test.ts).
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -118,12 +120,16 @@ describe("beat: a leader killed between publishing a tick and recording it", () 
         expect(duplicated).toBe(0);
         expect(received.length).toBe(counts.size);
         expect(mode).toBe("exactly once (atomic publish and record)");
+        // Nothing to claim: no message carries the claim header.
+        expect(received.filter((r) => r.claim)).toEqual([]);
       } else {
         expect(mode).toBe("at least once (two steps)");
         expect(record).toMatchObject({ state: "sending", id: first.id });
         // The documented duplicate, with the tick's id; nothing else twice.
         expect(counts.get(first.id)).toBe(2);
         expect(duplicated).toBe(1);
+        // Every message carries its claim: a celery-ts worker with a store runs the tick once.
+        expect(received.every((r) => r.claim)).toBe(true);
       }
     } finally {
       await Promise.all(processes.map((p) => p.stop()));

@@ -81,6 +81,8 @@ export interface Received {
   at: number;
   /** The `origin` header: `gen<pid>@<host>` of the process that sent it. */
   origin: string | null;
+  /** Whether it carries the claim (`celery_ts_once`) of a tick sent in two steps. */
+  claim: boolean;
 }
 
 /** Consumes `queue` on a new transport of `backend`, collecting what arrives until `stop()`. */
@@ -96,7 +98,12 @@ export function receive(
     (delivery) => {
       if (delivery.message) {
         const { headers } = decodeTaskMessage(delivery.message);
-        received.push({ id: headers.id, at: Date.now(), origin: headers.origin });
+        received.push({
+          id: headers.id,
+          at: Date.now(),
+          origin: headers.origin,
+          claim: headers.celery_ts_once !== undefined,
+        });
       }
       void delivery.ack();
     },

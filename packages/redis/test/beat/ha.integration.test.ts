@@ -255,7 +255,10 @@ async function scenario(
   expect(missing).toEqual([]);
   expect(received.length).toBe(sorted.length);
   expect(failovers.map((f) => f.event)).toEqual(["SIGKILL", "SIGKILL", "SIGSTOP"]);
-  expect(sentAt.size).toBe(sorted.length);
+  // Every send is logged, but for a leader SIGKILLed between its send and its log line: at most
+  // one per SIGKILL goes unlogged (its arrival times it then).
+  const killed = failovers.filter((f) => f.event === "SIGKILL").length;
+  expect(sorted.length - sentAt.size).toBeLessThanOrEqual(killed);
   // No two consecutive sends are further apart than the lease: a failover loses no tick, and the
   // fleet is never silent for longer than the lease. By design, with no allowance: the lease key
   // runs out two thirds of the lease after the leader's last send (docs/beat.md), a follower

@@ -13,6 +13,7 @@ import {
 import { parseEntry, type BeatEntry, type ParsedEntry } from "./beat-entry.ts";
 import { decodeRecord, putValue, type BeatKeys } from "./beat-schedule.ts";
 import type { LeaderLease } from "./leader-lease.ts";
+import { onceHeader } from "./once.ts";
 import { planTick, tickTaskId, type TickRecord } from "./plan-tick.ts";
 
 /** What a leader's pass over the schedule works with. */
@@ -95,11 +96,13 @@ export async function readSchedule(ctx: PassContext): Promise<Snapshot> {
 function tickMessage(
   entry: BeatEntry,
   id: string,
+  headers?: Record<string, unknown>,
 ): { message: WireMessage; options: PublishOptions } {
   const { options: send = {} } = entry;
   const message = createTaskMessage({
     task: entry.task,
     id,
+    ...(headers && { headers }),
     args: entry.args ?? [],
     kwargs: entry.kwargs ?? {},
     ...(send.expires !== undefined && { expires: new Date(Date.now() + send.expires * 1000) }),
@@ -112,9 +115,13 @@ function tickMessage(
   return { message: encodeTaskMessage(message), options };
 }
 
-/** Publishes the message of a tick; returns the queue. */
+/**
+ * Publishes the message of a tick (in two steps); returns the queue. It may go out twice (see
+ * `sendRecorded`): its claim header lets celery-ts workers with a store run it once.
+ */
 async function publish(ctx: PassContext, entry: BeatEntry, record: TickRecord): Promise<string> {
-  const { message, options } = tickMessage(entry, record.id!);
+  const once = onceHeader(record.id!, entry.options?.expires);
+  const { message, options } = tickMessage(entry, record.id!, once);
   await ctx.transport.publish(message, options);
   return options.queue;
 }

@@ -4,7 +4,7 @@ import { createBeat, type Beat } from "../beat/beat.ts";
 import type { BeatEntry, CatchUp } from "../beat/beat-entry.ts";
 import { createBeatSchedule, type BeatEntryStatus } from "../beat/beat-schedule.ts";
 import { loadSchedule } from "../beat/load-schedule.ts";
-import { createConsoleLogger, type LogLevel } from "../console-logger.ts";
+import { COMMAND_LOG_OPTIONS, commandLogger, loggerFromFlags } from "./log-options.ts";
 
 const USAGE = `Usage: celery-ts beat [options]            run a beat instance (run as many as you like)
        celery-ts beat list [--json]
@@ -22,7 +22,8 @@ Options:
       --lease <s>           leader lease, seconds [default 5]
       --grace <s>           ticks later than this follow the catch-up policy [default 2 x lease]
       --timezone <iana>     zone of crontab entries [default UTC]
-  -l, --log-level <level>   debug, info, warn, error [default info]
+  -l, --log-level <level>   debug, info, warning, error (any case)
+                            [default info; list, add, remove, pause, resume: warning]
       --log-format <format> pretty or json [default pretty]
 Entry options (add):
       --args <json>  --kwargs <json>  --queue <q>  --priority <0-9>  --expires <s>
@@ -37,8 +38,7 @@ const OPTIONS = {
   lease: { type: "string" },
   grace: { type: "string" },
   timezone: { type: "string" },
-  "log-level": { type: "string", short: "l" },
-  "log-format": { type: "string" },
+  ...COMMAND_LOG_OPTIONS,
   json: { type: "boolean" },
   name: { type: "string" },
   task: { type: "string" },
@@ -79,16 +79,6 @@ function json(value: string | undefined, flag: string): unknown {
       { cause: error },
     );
   }
-}
-
-function loggerOf(values: Values): Logger {
-  const level = (values["log-level"] ?? "info") as LogLevel;
-  if (!["debug", "info", "warn", "error"].includes(level))
-    throw new Error(`unknown --log-level "${level}"`);
-  const format = values["log-format"] ?? "pretty";
-  if (format !== "json" && format !== "pretty")
-    throw new Error(`--log-format is pretty or json, not "${format}"`);
-  return createConsoleLogger({ level, format, fields: { pid: process.pid } });
 }
 
 /** The entry `beat add` describes with flags (or `--entry` JSON). */
@@ -140,7 +130,8 @@ async function admin(
   positionals: string[],
   storeUrl: string,
 ): Promise<number> {
-  const store = await resolveStore(storeUrl);
+  // As the other one-shot commands: the store's warnings (a lost connection) on stderr.
+  const store = await resolveStore(storeUrl, { logger: commandLogger(values) });
   try {
     const schedule = createBeatSchedule({
       store,
@@ -236,7 +227,7 @@ export async function beatCommand(argv: string[]): Promise<number> {
     }
     return admin(command, values, rest, storeUrl);
   }
-  const logger = loggerOf(values);
+  const logger = loggerFromFlags(values);
   const beat = await startBeat({
     broker,
     store: storeUrl,

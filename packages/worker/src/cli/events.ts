@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { receiveEvents, type CeleryEvent } from "@celery-ts/core";
 import { FleetView } from "./fleet-view.ts";
+import { COMMAND_LOG_OPTIONS, COMMAND_LOG_USAGE, commandLogger } from "./log-options.ts";
 import { withBroadcast } from "./remote.ts";
 
 const USAGE = `Usage: celery-ts events [options]
@@ -15,6 +16,7 @@ Options:
   -j, --json                  (with --dump) one JSON event per line
       --for <s>               stop after this many seconds [default: until Ctrl-C]
       --enable                send enable_events to the workers first
+${COMMAND_LOG_USAGE}
   -h, --help`;
 
 /** `celery events --dump`'s line for one event. */
@@ -54,6 +56,7 @@ export async function run(argv: string[]): Promise<number> {
       json: { type: "boolean", short: "j" },
       for: { type: "string" },
       enable: { type: "boolean" },
+      ...COMMAND_LOG_OPTIONS,
       help: { type: "boolean", short: "h" },
     },
   });
@@ -65,28 +68,34 @@ export async function run(argv: string[]): Promise<number> {
   const seconds = values.for === undefined ? undefined : Number(values.for);
   if (seconds !== undefined && !(seconds > 0))
     throw new Error(`--for takes seconds, not "${values.for}"`);
-  return withBroadcast(broker, async (broadcast) => {
-    const names = new Map<string, string>();
-    const view = values.dump ? undefined : new FleetView(process.stdout);
-    const subscription = await receiveEvents(broadcast, (event) => {
-      if (view) view.add(event);
-      else if (values.json) process.stdout.write(`${JSON.stringify(event)}\n`);
-      else process.stdout.write(`${formatEvent(event, names)}\n`);
-    });
-    if (values.enable) {
-      const { castControl } = await import("@celery-ts/core");
-      await castControl(broadcast, "enable_events");
-    }
-    if (!view) process.stderr.write("-> celery-ts events: listening (Ctrl-C to stop)\n");
-    const timer = view && setInterval(() => view.render(), 1000);
-    await new Promise<void>((resolve) => {
-      process.once("SIGINT", resolve);
-      process.once("SIGTERM", resolve);
-      if (seconds !== undefined) setTimeout(resolve, seconds * 1000);
-    });
-    clearInterval(timer);
-    await subscription.close();
-    view?.render();
-    return 0;
-  });
+  // The broker's warnings (a lost connection) on stderr, as under the one-shot commands.
+  const logger = commandLogger(values);
+  return withBroadcast(
+    broker,
+    async (broadcast) => {
+      const names = new Map<string, string>();
+      const view = values.dump ? undefined : new FleetView(process.stdout);
+      const subscription = await receiveEvents(broadcast, (event) => {
+        if (view) view.add(event);
+        else if (values.json) process.stdout.write(`${JSON.stringify(event)}\n`);
+        else process.stdout.write(`${formatEvent(event, names)}\n`);
+      });
+      if (values.enable) {
+        const { castControl } = await import("@celery-ts/core");
+        await castControl(broadcast, "enable_events");
+      }
+      if (!view) process.stderr.write("-> celery-ts events: listening (Ctrl-C to stop)\n");
+      const timer = view && setInterval(() => view.render(), 1000);
+      await new Promise<void>((resolve) => {
+        process.once("SIGINT", resolve);
+        process.once("SIGTERM", resolve);
+        if (seconds !== undefined) setTimeout(resolve, seconds * 1000);
+      });
+      clearInterval(timer);
+      await subscription.close();
+      view?.render();
+      return 0;
+    },
+    logger,
+  );
 }

@@ -58,7 +58,8 @@ Options:
       --max-memory-per-child <KiB> replace a worker process once a task leaves it above this
   -B, --beat                  also run a beat instance (see celery-ts beat --help)
   -s, --schedule <file>       the beat's entries (.json, or a module)
-      --store <url>           the coordination store of beat and fleet-wide rate limits [default: the broker URL]
+      --store <url>           the coordination store of beat, its tick claims and fleet-wide rate limits
+                              [env CELERY_TS_STORE_URL, default: the broker URL]
       --broker-connection-retry-on-startup <on|off>
                               wait for an unreachable broker or backend at startup, retrying with
                               backoff; off: exit at once with an error [default on]
@@ -79,6 +80,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
   if (!values.app)
     throw new Error(`--app is required: the module that exports your tasks\n\n${WORKER_USAGE}`);
   const logger = loggerFromFlags(values);
+  const storeFromEnv = process.env.CELERY_TS_STORE_URL;
+  if (values.store === undefined && storeFromEnv) values.store = storeFromEnv;
   const broker = withDeliveryLimits(
     values.broker ?? process.env.CELERY_BROKER_URL ?? "sqlite:///celery-ts.db",
     values,

@@ -1,4 +1,5 @@
 import { TaskState, isReadyState, parseCeleryDate, traceRun } from "@celery-ts/core";
+import { ONCE_HEADER, claimOnce } from "../beat/once.ts";
 import { taskLogFields } from "../internal/log-fields.ts";
 import { runTask, type RunOutcome } from "../internal/run-task.ts";
 import { storeState } from "../results/store-result.ts";
@@ -31,6 +32,7 @@ export async function execute(state: WorkerState, job: Job): Promise<void> {
       return;
     }
   }
+  if (ONCE_HEADER in message.headers && !(await claimOnce(state, job, fields))) return;
   if (storeResults && task.options.trackStarted) {
     await storeState(state, message, {
       status: TaskState.STARTED,

@@ -1,7 +1,7 @@
 import { TaskState, celeryNow, isCeleryTsError, pythonRepr } from "@celery-ts/core";
 import { describeError } from "../internal/describe-error.ts";
 import type { RunOutcome } from "../internal/run-task.ts";
-import { storeFailure, storeState } from "../results/store-result.ts";
+import { storeFailure, storeFinal } from "../results/store-result.ts";
 import type { Job, WorkerState } from "../setup/state.ts";
 import { retry } from "./retry.ts";
 import { settle } from "./settle.ts";
@@ -23,7 +23,7 @@ export async function finish(
       return retry(state, job, outcome.options, storeResults, fields);
     case "failure": {
       const { message, task } = job;
-      await storeFailure(state, message, outcome.error, storeResults);
+      const acked = await storeFailure(state, message, outcome.error, storeResults, job.delivery);
       await state.lifecycle.ended(task, message, {
         state: TaskState.FAILURE,
         error: outcome.error,
@@ -34,7 +34,8 @@ export async function finish(
         ...(outcome.hint !== undefined && { hint: outcome.hint }),
       });
       state.control.events.failed(message, outcome.error);
-      return settle(state, job.delivery, "ack");
+      if (!acked) await settle(state, job.delivery, "ack");
+      return;
     }
     case "signal":
       return finishSignal(state, job, outcome.signal, fields);
@@ -60,12 +61,14 @@ async function finishSuccess(
     if (isCeleryTsError(error) && error.retryable) throw error;
     return finish(state, job, { kind: "failure", error }, storeResults, fields);
   }
+  let acked = false;
   if (storeResults) {
     try {
-      await storeState(
+      acked = await storeFinal(
         state,
         message,
         { status: TaskState.SUCCESS, result: value, traceback: null, date_done: celeryNow() },
+        job.delivery,
         children,
       );
     } catch (error) {
@@ -81,7 +84,7 @@ async function finishSuccess(
     result: pythonRepr(value),
     runtime: fields.runtime,
   });
-  return settle(state, job.delivery, "ack");
+  if (!acked) await settle(state, job.delivery, "ack");
 }
 
 async function finishSignal(

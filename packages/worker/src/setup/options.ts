@@ -60,8 +60,9 @@ export interface WorkerOptions extends ControlOptions, MetricsOptions {
   /** Called when the worker starts retiring (see `maxTasksPerChild`), e.g. to tell a supervisor. */
   onRetire?: (info: RecycleInfo) => void;
   /**
-   * The coordination store for fleet-wide rate limits (`rateLimit: { scope: "fleet" }`): an object
-   * or a URL. Only opened when a task has such a limit.
+   * The coordination store for fleet-wide rate limits (`rateLimit: { scope: "fleet" }`) and for
+   * the claims of beat ticks (`celery_ts_once`: a tick a beat failover sent twice runs once): an
+   * object or a URL. Opened when a task has such a limit, or on the first claimed tick.
    * @default the broker's URL (Redis and SQLite brokers have a store)
    */
   store?: CoordinationStore | string;

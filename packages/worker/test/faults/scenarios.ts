@@ -53,7 +53,7 @@ function alive(pid: number): boolean {
 /**
  * SIGKILL, at the same moment mid-batch, of a worker (`--processes 1`) and of a supervisor
  * (`--processes 2`), beside a surviving worker. The survivor also runs a task longer than the
- * broker's lease (`slowMs`): a live worker's slow task must run once. The supervisor's children
+ * broker's lease (`slowMs`): a live worker's slow task must be received and run once. The supervisor's children
  * must stop on their own (the lost IPC channel) and the survivor must finish the batch.
  *
  * The killed worker's messages must come back to the survivor: within the window the broker
@@ -128,5 +128,23 @@ export async function killWorkerAndSupervisor(
   // At-least-once after a crash: only what the killed worker held (its prefetch) may run again.
   expect(figures.runTwice).toBeLessThanOrEqual(10);
   expect(bench.runs().get(0)).toHaveLength(1);
+  // Its lease (visibility) was extended while it ran: no worker, the ones killed later included,
+  // received it a second time. Counting runs misses that: a second receiver killed before its run
+  // ended records no run, and one that got it after the result was stored skips it (duplicate
+  // check).
+  const slowId = bench.results[0]!.id;
+  const received = bench.workers.flatMap((w) =>
+    w.lines
+      .filter(
+        (l) =>
+          l.id === slowId &&
+          (l.msg === "task started" || String(l.msg).startsWith("redelivered task already")),
+      )
+      .map((l) => `${String(l.pid)}: ${String(l.msg)}`),
+  );
+  expect(
+    received,
+    `the slow task received by one worker only: ${received.join("; ")}`,
+  ).toHaveLength(1);
   return figures;
 }

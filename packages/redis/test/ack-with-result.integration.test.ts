@@ -1,0 +1,91 @@
+import {
+  createTaskMessage,
+  decodeTaskMessage,
+  encodeTaskMessage,
+  type Delivery,
+  type ResultMeta,
+} from "@celery-ts/core";
+import { afterAll, describe, expect, it } from "vitest";
+import { createRedisBackend, createRedisTransport } from "../src/index.ts";
+import { deletePrefix, rawClient, REDIS_URL, uniquePrefix, until } from "./support/redis.ts";
+
+const raw = rawClient();
+const prefix = uniquePrefix("ack-with-result");
+
+afterAll(async () => {
+  await deletePrefix(raw, prefix);
+});
+
+const meta = (id: string, result: unknown): ResultMeta => ({
+  status: "SUCCESS",
+  result,
+  traceback: null,
+  children: [],
+  date_done: "2026-01-01T00:00:00.000000",
+  task_id: id,
+});
+
+/** The same server and database as REDIS_URL, named otherwise: another server, as far as we know. */
+const elsewhere = REDIS_URL.replace("127.0.0.1", "localhost");
+
+describe("a result written with the ack, broker and backend on one Redis", () => {
+  it("stores the result (with its expiry, published to waiters) and acknowledges in one write; the next message comes with it", async () => {
+    const transport = createRedisTransport({ connection: REDIS_URL, keyPrefix: prefix });
+    const backend = createRedisBackend({ connection: REDIS_URL, keyPrefix: prefix, expires: 60 });
+    const queue = "fused";
+    const messages = [0, 1, 2].map((n) => createTaskMessage({ task: "redis.n", args: [n] }));
+    for (const m of messages) await transport.publish(encodeTaskMessage(m), { queue });
+    const waiting = backend.waitFor(messages[0]!.headers.id, { timeout: 10 });
+    const deliveries: Delivery[] = [];
+    const abort = new AbortController();
+    const done = transport.consume([queue], (d) => deliveries.push(d), {
+      prefetch: 1,
+      signal: abort.signal,
+    });
+    for (let n = 0; n < 3; n++) {
+      await until(() => deliveries.length === n + 1, 5_000, `delivery ${n}`);
+      const id = decodeTaskMessage(deliveries[n]!.message!).headers.id;
+      const prepared = backend.prepareStore!(id, meta(id, n * 10));
+      expect(await deliveries[n]!.ackWithResult!(prepared)).toBe(true);
+      expect(await backend.get(id)).toMatchObject({ status: "SUCCESS", result: n * 10 });
+      const ttl = await raw.pttl(`${prefix}celery-task-meta-${id}`);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+    }
+    expect(await waiting).toMatchObject({ status: "SUCCESS", result: 0 });
+    // Acknowledged as kombu does: nothing left unacked or in the queue.
+    expect(await raw.hlen(`${prefix}unacked`)).toBe(0);
+    expect(await raw.zcard(`${prefix}unacked_index`)).toBe(0);
+    expect(await raw.llen(`${prefix}${queue}`)).toBe(0);
+    abort.abort();
+    await done;
+    await transport.close();
+    await backend.close();
+  });
+
+  it("writes nothing for a backend elsewhere: false, the delivery still to acknowledge", async () => {
+    const transport = createRedisTransport({ connection: REDIS_URL, keyPrefix: prefix });
+    const backend = createRedisBackend({ connection: elsewhere, keyPrefix: prefix });
+    const queue = "apart";
+    const message = createTaskMessage({ task: "redis.n", args: [1] });
+    await transport.publish(encodeTaskMessage(message), { queue });
+    const deliveries: Delivery[] = [];
+    const abort = new AbortController();
+    const done = transport.consume([queue], (d) => deliveries.push(d), {
+      prefetch: 1,
+      signal: abort.signal,
+    });
+    await until(() => deliveries.length === 1, 5_000, "the delivery");
+    const id = message.headers.id;
+    const delivery = deliveries[0]!;
+    expect(await delivery.ackWithResult!(backend.prepareStore!(id, meta(id, 1)))).toBe(false);
+    expect(await backend.get(id)).toBeUndefined();
+    expect(await raw.hexists(`${prefix}unacked`, delivery.deliveryTag)).toBe(1);
+    await delivery.ack();
+    expect(await raw.hexists(`${prefix}unacked`, delivery.deliveryTag)).toBe(0);
+    abort.abort();
+    await done;
+    await transport.close();
+    await backend.close();
+  });
+});
