@@ -471,5 +471,6 @@ function capabilitiesOf(
     deadLetter: settings.deadLetter !== undefined,
     redelivery: "on-disconnect",
     redeliveryWindow: 0,
+    reportsConsuming: true,
   };
 }

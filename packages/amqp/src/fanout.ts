@@ -115,13 +115,16 @@ interface Relistening {
   logger: Logger;
   subscriptions: Set<Subscription>;
   closed(): boolean;
+  /** Aborted by close(). */
+  closing: AbortSignal;
 }
 
 /**
  * Sets subscriptions up again: after a reconnect, or when a channel closes while the connection
- * stays (the queue was deleted). Retried as the connection is re-established (its backoff, at
- * most its `reconnectAttempts` in a row); then logged as an error, and tried again after the
- * next reconnect.
+ * stays (the queue was deleted). Retried with the connection's backoff for as long as that
+ * connection is up: `reconnectAttempts` bounds reconnecting, and a connection that stays up would
+ * bring no reconnect to try again after (remote control would be dead in a healthy-looking
+ * worker). After `reconnectAttempts` failures in a row an error is logged; it keeps trying.
  */
 function relistening(ctx: Relistening) {
   const { manager, logger, subscriptions } = ctx;
@@ -134,9 +137,11 @@ function relistening(ctx: Relistening) {
       what: `remote control: listen for broadcasts on "${sub.queue.name}" again`,
       wanted: () => !ctx.closed() && subscriptions.has(sub) && session.alive && !sub.channel,
       attempt: () => listen(session, sub, logger, (channel) => channelLost(session, sub, channel)),
+      signal: ctx.closing,
+      keepTrying: true,
     })
       .catch((error: unknown) =>
-        logger.error("amqp: remote control stopped listening for broadcasts until a reconnect", {
+        logger.error("amqp: remote control stopped listening for broadcasts", {
           queue: sub.queue.name,
           error: String(error),
         }),
@@ -171,6 +176,7 @@ export function createAmqpBroadcast(options: AmqpBroadcastOptions | string = {})
   const subscriptions = new Set<Subscription>();
   let unsubscribe: (() => void) | undefined;
   let closed = false;
+  const closing = new AbortController();
 
   const ensureOpen = (): void => void (closed && throwClosed());
   const { relisten, channelLost } = relistening({
@@ -178,6 +184,7 @@ export function createAmqpBroadcast(options: AmqpBroadcastOptions | string = {})
     logger,
     subscriptions,
     closed: () => closed,
+    closing: closing.signal,
   });
 
   const keepListening = (): void => {
@@ -201,6 +208,7 @@ export function createAmqpBroadcast(options: AmqpBroadcastOptions | string = {})
     async close() {
       if (closed) return;
       closed = true;
+      closing.abort();
       unsubscribe?.();
       for (const sub of subscriptions) await sub.channel?.close().catch(() => undefined);
       subscriptions.clear();

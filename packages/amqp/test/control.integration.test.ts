@@ -1,5 +1,4 @@
 import { join } from "node:path";
-import { receiveEvents, resolveBroadcast, type CeleryEvent } from "@celery-ts/core";
 import {
   runPythonCeleryCli,
   runPythonControl,
@@ -13,10 +12,10 @@ import { createClient, type Client } from "@celery-ts/client";
 import type { Worker } from "@celery-ts/worker";
 import {
   eventually,
+  mixedFleetEvents,
   runTsCli,
   seen,
   startTsWorker,
-  taskEventTypes,
 } from "../../redis/test/support/control-fleet.ts";
 import { BROKER_URL, rabbitAdmin, unique } from "./support/rabbit.ts";
 
@@ -115,46 +114,15 @@ describe("remote control on RabbitMQ, with Python Celery", () => {
     const queue = unique("control-events");
     const worker = tsWorker(queue, { taskEvents: true });
     await worker.start();
-    const ours: CeleryEvent[] = [];
-    const broadcast = await resolveBroadcast(BROKER_URL);
-    const subscription = await receiveEvents(broadcast, (event) => ours.push(event));
     const receiver = unique("python-receiver");
     admin.trackQueue(`celeryev.${receiver}`);
-    try {
-      const capture = runPythonControl(config, {
-        op: "events",
-        // Until it has heard each of these, within a generous bound.
-        seconds: 40,
-        hostnames: [worker.hostname, python.nodeName],
-        node_id: receiver,
-        until: [
-          ...["worker-heartbeat", "task-received", "task-started", "task-succeeded"].map((type) => [
-            worker.hostname,
-            type,
-          ]),
-          [python.nodeName, "worker-heartbeat"],
-        ],
-      }) as Promise<CeleryEvent[]>;
-      await eventually(
-        () => admin.queueExists(`celeryev.${receiver}`),
-        "Python's event receiver to declare its queue",
-      );
-      const ts = await client.sendTask("control.add", { args: [1, 2], queue });
-      const py = await client.sendTask("interop.add", { args: [3, 4], queue: pythonQueue });
-      await Promise.all([ts.get({ timeout: 20 }), py.get({ timeout: 20 })]);
-      const theirs = await capture;
-      const types = (events: CeleryEvent[], host: string) =>
-        new Set(events.filter((e) => e.hostname === host).map((e) => e.type));
-      expect(types(theirs, worker.hostname)).toEqual(
-        new Set(["worker-heartbeat", "task-received", "task-started", "task-succeeded"]),
-      );
-      expect(types(theirs, python.nodeName)).toContain("worker-heartbeat");
-      expect(await taskEventTypes(ours, python.nodeName, py.id)).toEqual(
-        new Set(["task-received", "task-started", "task-succeeded"]),
-      );
-    } finally {
-      await subscription.close();
-      await broadcast.close();
-    }
+    await mixedFleetEvents({
+      config,
+      client,
+      ts: { hostname: worker.hostname, queue },
+      python: { nodeName: python.nodeName, queue: pythonQueue },
+      receiver,
+      listening: () => admin.queueExists(`celeryev.${receiver}`),
+    });
   });
 });

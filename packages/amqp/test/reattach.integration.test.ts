@@ -138,4 +138,60 @@ describe("set up again after close_all_connections, retried with the connection'
       await Promise.all([listener.close(), sender.close()]);
     }
   });
+  it("remote control with reconnectAttempts: 3 keeps trying past them while the connection is up, logging an error once", async () => {
+    const logger = recordingLogger();
+    const settings = { url, reconnectInitialDelay: 0.05, reconnectMaxDelay: 0.5, logger };
+    const listener = createAmqpBroadcast({ ...settings, reconnectAttempts: 3 });
+    const sender = createAmqpBroadcast({ url, ...RETRY });
+    const exchange = { name: `faults.bc.${randomUUID()}`, type: "fanout" as const };
+    const queue = { name: `faults.bcq.${randomUUID()}` };
+    const got: unknown[] = [];
+    const again = `listen for broadcasts on "${queue.name}" again`;
+    const failures = () => logger.lines.filter((l) => l.msg.includes(`${again}: failed`)).length;
+    try {
+      await listener.subscribe(exchange, queue, "", (delivery) => got.push(delivery));
+      await closeAllAndRefuseDeclarations();
+      try {
+        await until(() => failures() >= 6, 60_000, "six failed attempts, past the three");
+        expect(has(logger, "error", `${again}: failed 3 times in a row; still retrying`)).toBe(
+          true,
+        );
+        expect(has(logger, "error", "stopped listening")).toBe(false);
+      } finally {
+        await allowConfigure(true);
+      }
+      await until(() => has(logger, "info", `${again}: done again`), 60_000, "listening again");
+      await sender.publish(exchange, "", message({ task: "faults.ping" }));
+      await until(() => got.length === 1, 30_000, "the broadcast");
+    } finally {
+      await allowConfigure(true);
+      await Promise.all([listener.close(), sender.close()]);
+    }
+  });
+
+  it("close() during a re-setup's backoff ends it: no timer of it is left running", async () => {
+    const logger = recordingLogger();
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    // A long backoff: the re-setup sleeps for seconds between attempts.
+    const listener = createAmqpBroadcast({
+      url,
+      reconnectInitialDelay: 4,
+      reconnectMaxDelay: 5,
+      logger,
+    });
+    const exchange = { name: `faults.bc.${randomUUID()}`, type: "fanout" as const };
+    const queue = { name: `faults.bcq.${randomUUID()}` };
+    try {
+      await listener.subscribe(exchange, queue, "", () => undefined);
+      await closeAllAndRefuseDeclarations();
+      const again = `listen for broadcasts on "${queue.name}" again`;
+      await until(() => has(logger, "warn", `${again}: failed; retrying`), 60_000, "a failure");
+      await listener.close();
+      // Nothing else of this test runs a timer now: one left would be the backoff's.
+      expect(timers(), "timers left after close()").toBe(0);
+    } finally {
+      await allowConfigure(true);
+      await listener.close();
+    }
+  });
 });

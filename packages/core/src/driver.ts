@@ -8,6 +8,8 @@
  *
  * @packageDocumentation
  */
+export { checkFenceToken, createPublishRegistry } from "./driver/atomic-publish.ts";
+export type { PublishRegistry } from "./driver/atomic-publish.ts";
 export { backoffDelay } from "./driver/backoff.ts";
 export { bindingMatches, deliverBroadcast } from "./driver/broadcast.ts";
 export type { BackoffOptions } from "./driver/backoff.ts";

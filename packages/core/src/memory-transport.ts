@@ -206,6 +206,7 @@ export function createMemoryTransport(options: MemoryTransportOptions = {}): Tra
     deadLetter: limits.deadLetters !== undefined,
     redelivery: "on-disconnect",
     redeliveryWindow: 0,
+    reportsConsuming: true,
   };
 
   const transport: Transport = {

@@ -34,6 +34,12 @@ export interface TransportCapabilities {
    * this long (and a stated margin) to prove that something did not happen.
    */
   redeliveryWindow: number;
+  /**
+   * `consume()` calls `ConsumeOptions.onConsuming` once it is live (rule 45). Every transport of
+   * celery-ts does; absent in one written before that callback existed, and then the worker's
+   * `start()` resolves as soon as `consume()` has started instead of waiting for it.
+   */
+  reportsConsuming?: boolean;
 }
 
 export interface PublishOptions {

@@ -8,7 +8,7 @@ import {
   type Logger,
   type StoreEntry,
 } from "@celery-ts/core";
-import { closedError, configError } from "@celery-ts/core/driver";
+import { checkFenceToken, closedError, configError } from "@celery-ts/core/driver";
 import {
   postgresAtomicPublisher,
   type MessageColumns,
@@ -148,10 +148,8 @@ async function incrementCounter(
 /** The compare-and-set statements' first five parameters, checked. */
 function casValues(key: string, value: string, cas: CompareAndSetOptions): unknown[] {
   const ttlMs = storeTtlMs(cas, PKG) ?? null;
+  checkFenceToken(cas, PKG);
   const fence = cas.fence;
-  if (fence && !Number.isSafeInteger(fence.token)) {
-    throw configError(PKG, `a fence token is a whole number, got ${fence.token}`);
-  }
   return [key, value, ttlMs, fence?.key ?? null, fence ? String(fence.token) : null];
 }
 

@@ -289,6 +289,7 @@ export function createPostgresTransport(options: PostgresTransportOptions = {}):
       redelivery: "after-lease",
       // A lease runs out, and a consumer's next poll claims the message.
       redeliveryWindow: visibilityTimeout + pollInterval,
+      reportsConsuming: true,
     },
     async connect() {
       kit.ensureOpen();

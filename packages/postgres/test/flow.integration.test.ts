@@ -2,17 +2,19 @@
 // coordination store in the broker's database (the broker's URL names it).
 import { randomUUID } from "node:crypto";
 import { createClient } from "@celery-ts/client";
-import { sleep } from "@celery-ts/core/driver";
 import {
+  createTaskMessage,
   decodeTaskMessage,
+  encodeTaskMessage,
   declareTask,
   defineTask,
-  resolveStore,
   resolveTransport,
 } from "@celery-ts/core";
 import { createBeat, createWorker, tickTaskId, type Beat, type Worker } from "@celery-ts/worker";
 import { afterEach, describe, expect, it } from "vitest";
 import { PG_URL, useSchema } from "./support/pg.ts";
+// Shared with the Redis and SQLite unique-task test.
+import { uniqueAcrossProducers } from "../../redis/test/support/unique-producers.ts";
 
 const { schema } = useSchema("flow");
 // Consumers look every 0.1 s for what NOTIFY did not announce.
@@ -22,7 +24,6 @@ const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
 });
-
 
 describe("beat on PostgreSQL", () => {
   it("two instances send each one-second tick once, and the other takes over when one stops", async () => {
@@ -60,7 +61,17 @@ describe("beat on PostgreSQL", () => {
     const after = received.length;
     await expect.poll(() => received.length, { timeout: 15_000 }).toBeGreaterThanOrEqual(after + 3);
     await Promise.all(beats.map((b) => b.stop()));
-    await sleep(500); // the last tick reaches the consumer
+    // Every tick sent has reached the consumer once a marker sent after them has (the queue is
+    // delivered in order): waited for, not a fixed pause.
+    const marker = createTaskMessage({ task: "pg.marker" });
+    await consumer.publish(encodeTaskMessage(marker), { queue });
+    await expect
+      .poll(() => received.some((r) => r.id === marker.headers.id), { timeout: 15_000 })
+      .toBe(true);
+    received.splice(
+      received.findIndex((r) => r.id === marker.headers.id),
+      1,
+    );
 
     const tickOf = new Map<string, number>();
     for (let t = Math.floor(began / 1000) * 1000 - 10_000; t <= Date.now(); t += 1000) {
@@ -124,25 +135,6 @@ describe("a fleet-wide rate limit on PostgreSQL", () => {
 
 describe("unique tasks on PostgreSQL", () => {
   it("two clients on the broker's URL queue one task per key and share its handle", async () => {
-    const queue = `unique-${randomUUID()}`;
-    const task = declareTask<[string]>("pg.sync_account", {
-      queue,
-      unique: { key: (account) => account, ttl: 30 },
-    });
-    const [one, two] = [createClient({ broker: url }), createClient({ broker: url })];
-    const transport = await resolveTransport(url);
-    const store = await resolveStore(url);
-    cleanups.push(() => Promise.all([one.close(), two.close(), transport.close(), store.close()]));
-    const sends = await Promise.all([
-      one.task(task).delay("acct-1"),
-      two.task(task).delay("acct-1"),
-      one.task(task).delay("acct-1"),
-      two.task(task).delay("acct-2"),
-    ]);
-    expect(new Set(sends.map((s) => s.id)).size).toBe(2);
-    expect(sends[1]!.id).toBe(sends[0]!.id);
-    expect(sends[2]!.id).toBe(sends[0]!.id);
-    expect(await transport.purge(queue)).toBe(2);
-    expect((await store.list("unique:pg.sync_account:")).length).toBe(2);
+    await uniqueAcrossProducers(url, "pg.sync_account");
   });
 });

@@ -3,7 +3,7 @@ import { createPostgresStore, createPostgresTransport, createStoreFromUrl } from
 import { PG_URL, useSchema } from "./support/pg.ts";
 
 // This run's own schema, so its table is apart from other runs' on the shared server.
-const { schema } = useSchema("store");
+const { schema, raw } = useSchema("store");
 
 storeConformance("postgres", { create: () => createPostgresStore({ url: PG_URL, schema }) });
 
@@ -22,5 +22,16 @@ atomicPublishConformance("postgres", {
     const other = new URL(PG_URL);
     other.pathname = "/postgres";
     return createPostgresTransport({ url: other.toString(), schema });
+  },
+  // A trigger raising on insert of a message for the queue, dropped by the undo.
+  refusePublish: async (queue) => {
+    const literal = `'${queue.replaceAll("'", "''")}'`;
+    await raw(`CREATE OR REPLACE FUNCTION "${schema}".refuse_message() RETURNS trigger
+      LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`);
+    await raw(`CREATE TRIGGER refuse_message BEFORE INSERT ON "${schema}".celery_ts_messages
+      FOR EACH ROW WHEN (NEW.queue = ${literal}) EXECUTE FUNCTION "${schema}".refuse_message()`);
+    return async () => {
+      await raw(`DROP TRIGGER refuse_message ON "${schema}".celery_ts_messages`);
+    };
   },
 });

@@ -95,6 +95,7 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
     mget: (keys) => main.run(offlineTimeoutMs, (client) => client.mget(...keys)),
     target,
     logger,
+    reconnectAttempts: resolved.reconnectAttempts,
     closed: () => closed,
   });
 

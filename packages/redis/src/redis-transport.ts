@@ -319,6 +319,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
       o.visibilityTimeout + o.restoreIntervalMs / 1000,
       o.livenessTimeout + 2 * LIVENESS_SCAN_INTERVAL,
     ),
+    reportsConsuming: true,
   };
   const main = new Link(resolved.client, {
     role: "command",

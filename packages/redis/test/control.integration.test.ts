@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { callControl, receiveEvents, resolveBroadcast, type CeleryEvent } from "@celery-ts/core";
+import { callControl, resolveBroadcast } from "@celery-ts/core";
 import {
   runPythonCeleryCli,
   runPythonClient,
@@ -17,10 +17,10 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   eventually,
+  mixedFleetEvents,
   runTsCli,
   seen,
   startTsWorker,
-  taskEventTypes,
 } from "./support/control-fleet.ts";
 import { REDIS_URL } from "./support/redis.ts";
 
@@ -298,57 +298,30 @@ describe("events of a mixed fleet (Redis)", () => {
     const q = queue("events");
     const worker = tsWorker(URL, [q], { taskEvents: true });
     await worker.start();
-    const ours: CeleryEvent[] = [];
-    const broadcast = await resolveBroadcast(URL);
-    const subscription = await receiveEvents(broadcast, (event) => ours.push(event));
     const redis = new Redis(URL);
     // Python's receiver binds the queue celeryev.<node_id>: waiting for that binding (not any new
     // one) keeps other receivers of the run's database from satisfying the wait.
     const receiver = `python-receiver-${randomUUID()}`;
-    const bound = async () =>
-      (await redis.smembers("_kombu.binding.celeryev")).some((member) =>
-        member.endsWith(`celeryev.${receiver}`),
-      );
     try {
-      const capture = runPythonControl(config, {
-        op: "events",
-        // Until it has heard each of these, within a generous bound.
-        seconds: 40,
-        hostnames: [worker.hostname, python.nodeName],
-        node_id: receiver,
-        until: [
-          ...["worker-heartbeat", "task-received", "task-started", "task-succeeded"].map((type) => [
-            worker.hostname,
-            type,
-          ]),
-          [python.nodeName, "worker-heartbeat"],
-        ],
-      }) as Promise<CeleryEvent[]>;
-      // Tasks on both sides once Python's receiver has bound its queue.
-      await eventually(bound, "Python's event receiver to bind");
-      const ts = await client.sendTask("control.add", { args: [1, 2], queue: q });
-      const py = await client.sendTask("interop.add", { args: [3, 4], queue: pythonQueue });
-      await Promise.all([ts.get({ timeout: 20 }), py.get({ timeout: 20 })]);
-      const theirs = await capture;
-      const types = (events: CeleryEvent[], host: string) =>
-        new Set(events.filter((e) => e.hostname === host).map((e) => e.type));
-      expect(types(theirs, worker.hostname)).toEqual(
-        new Set(["worker-heartbeat", "task-received", "task-started", "task-succeeded"]),
-      );
-      expect(types(theirs, python.nodeName)).toContain("worker-heartbeat");
-      const succeeded = theirs.find((e) => e.type === "task-succeeded" && e.uuid === ts.id);
+      const { theirs, ours, tsTaskId } = await mixedFleetEvents({
+        config,
+        client,
+        ts: { hostname: worker.hostname, queue: q },
+        python: { nodeName: python.nodeName, queue: pythonQueue },
+        receiver,
+        listening: async () =>
+          (await redis.smembers("_kombu.binding.celeryev")).some((member) =>
+            member.endsWith(`celeryev.${receiver}`),
+          ),
+      });
+      const succeeded = theirs.find((e) => e.type === "task-succeeded" && e.uuid === tsTaskId);
       expect(succeeded).toMatchObject({ result: "3", runtime: expect.any(Number) });
-      expect(await taskEventTypes(ours, python.nodeName, py.id)).toEqual(
-        new Set(["task-received", "task-started", "task-succeeded"]),
-      );
       const beat = ours.find(
         (e) => e.hostname === worker.hostname && e.type === "worker-heartbeat",
       );
       expect(beat).toMatchObject({ freq: 2, sw_ident: "celery-ts", active: expect.any(Number) });
     } finally {
       redis.disconnect();
-      await subscription.close();
-      await broadcast.close();
     }
   }, 60_000);
 });

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { EVENT_EXCHANGE, clockValue, resolveBroadcast, type Broadcast } from "@celery-ts/core";
 import {
@@ -7,6 +6,8 @@ import {
   environment,
   runPythonCeleryCli,
   runPythonControl,
+  spawnCollecting,
+  type CollectingChild,
 } from "@celery-ts/testing";
 import { createClient, type Client } from "@celery-ts/client";
 import type { Worker } from "@celery-ts/worker";
@@ -34,24 +35,12 @@ afterAll(async () => {
   await broadcast?.close();
 });
 
-/** Python's `celery events --dump`, running until stopped; what it printed so far. */
-function celeryEventsDump(): { output: () => string; stop: () => Promise<void> } {
-  const child = spawn(PYTHON, ["-m", "celery", "-A", "interop_app", "events", "--dump"], {
+/** Python's `celery events --dump`, running until stopped (`stop()`); what it printed so far. */
+function celeryEventsDump(): CollectingChild {
+  return spawnCollecting(PYTHON, ["-m", "celery", "-A", "interop_app", "events", "--dump"], {
     cwd: APP_DIR,
     env: environment(config),
-    stdio: ["ignore", "pipe", "pipe"],
   });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  return {
-    output: () => output,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
-  };
 }
 
 describe("task events in batches (Redis)", () => {
@@ -71,7 +60,7 @@ describe("task events in batches (Redis)", () => {
     try {
       // The dump prints the worker's heartbeats once it listens.
       await eventually(
-        () => dump.output().includes(worker.hostname),
+        () => dump.output.includes(worker.hostname),
         "celery events --dump to listen",
       );
       const results = await Promise.all(
@@ -83,16 +72,16 @@ describe("task events in batches (Redis)", () => {
       // Every task's three events reach the dump, whether they came alone or in a list.
       for (const { id } of results) {
         await eventually(
-          () => ["received", "started", "succeeded"].every((s) => lineOf(dump.output(), id, s)),
+          () => ["received", "started", "succeeded"].every((s) => lineOf(dump.output, id, s)),
           `the dump to show task ${id} received, started and succeeded`,
         );
       }
-      expect(lineOf(dump.output(), results[0]!.id, "succeeded")).toContain(worker.hostname);
+      expect(lineOf(dump.output, results[0]!.id, "succeeded")).toContain(worker.hostname);
       // 90 events, sent in fewer messages than that: some were lists.
       expect(routingKeys).toContain("task.multi");
       expect(routingKeys.length).toBeLessThan(90);
     } finally {
-      await dump.stop();
+      await dump.stop("SIGKILL");
       await raw.close();
     }
   }, 90_000);
@@ -159,14 +148,8 @@ async function pythonSettingNames(): Promise<Set<string>> {
   const script =
     "import json; from celery.app.defaults import DEFAULTS, flatten; " +
     "print(json.dumps([key for key, _ in flatten(DEFAULTS)]))";
-  const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(PYTHON, ["-c", script], { stdio: ["ignore", "pipe", "inherit"] });
-    let text = "";
-    child.stdout.on("data", (chunk: Buffer) => (text += chunk.toString()));
-    child.on("error", reject);
-    child.on("exit", (code) =>
-      code === 0 ? resolve(text) : reject(new Error(`python exited ${code}`)),
-    );
-  });
+  const python = await spawnCollecting(PYTHON, ["-c", script], { timeoutMs: 60_000 }).exited;
+  if (python.code !== 0) throw new Error(`python exited ${python.code}: ${python.output}`);
+  const output = python.stdout;
   return new Set(JSON.parse(output) as string[]);
 }

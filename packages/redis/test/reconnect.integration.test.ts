@@ -168,6 +168,58 @@ describe("a Redis that restarts", () => {
     expect((await result).result).toBe(42);
   }, 30_000);
 
+  it("reconnectAttempts on a result backend: a pending wait rejects with the give-up error, the outage log is cleared, and the next wait reconnects", async () => {
+    const logger = captureLogger();
+    const backend = createRedisBackend({
+      connection: `${server.url}?reconnect_attempts=3`,
+      logger,
+    });
+    const writer = createRedisBackend({ connection: server.url });
+    open.push(backend, writer);
+    const meta = (taskId: string) => ({
+      status: "SUCCESS" as const,
+      result: 7,
+      traceback: null,
+      children: [],
+      date_done: null,
+      task_id: taskId,
+    });
+    const first = randomUUID();
+    await backend.connect();
+    const pending = backend.waitFor(first, { timeout: 120 }).then(
+      () => "resolved",
+      (error: unknown) => error,
+    );
+    const admin = new Redis(server.url);
+    const subscribers = async () => {
+      const reply = (await admin.pubsub("NUMSUB", `celery-task-meta-${first}`)) as [string, number];
+      return Number(reply[1]);
+    };
+    await until(async () => (await subscribers()) === 1, 5_000, "the wait subscribed");
+    admin.disconnect();
+    await server.kill();
+    const error = await pending;
+    expect(isCeleryTsError(error, "CONNECTION")).toBe(true);
+    expect((error as Error).message).toMatch(
+      /gave up reconnecting to Redis at .* after 3 failed attempts in a row \(reconnectAttempts\)/,
+    );
+    await server.restart();
+    // The command connection is up again (it may have been between two attempts), the results
+    // connection is not used: the first outage is over only if the latter was forgotten when it
+    // gave up. A second outage is then reported again.
+    expect(await backend.get(first)).toBeUndefined();
+    const lost = () => logger.lines.filter((l) => /^redis: lost the connection/.test(l.message));
+    expect(lost()).toHaveLength(1);
+    await server.kill();
+    await until(() => lost().length === 2, 10_000, "the second outage reported");
+    await server.restart();
+    // The next wait connects again and hears its result.
+    const second = randomUUID();
+    const waiting = backend.waitFor(second, { timeout: 10 });
+    await writer.store(second, meta(second));
+    expect((await waiting).result).toBe(7);
+  }, 40_000);
+
   it("a celery-ts worker goes on working through a restart; a delay() during it rejects with a clear error", async () => {
     const logger = captureLogger();
     const queue = `worker-${randomUUID()}`;

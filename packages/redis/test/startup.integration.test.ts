@@ -2,11 +2,11 @@ import { defineTask, isCeleryTsError } from "@celery-ts/core";
 import { afterEach, describe, expect, it } from "vitest";
 // Not yet devDependencies of this package: imported from the workspace by path.
 import { createClient } from "@celery-ts/client";
-import { createWorker, type Worker } from "@celery-ts/worker";
-import { startWorker, type CliProcess } from "../../worker/test/cli-process.ts";
+import { createBeat, createWorker, type Worker } from "@celery-ts/worker";
+import { CliProcess, startWorker } from "../../worker/test/cli-process.ts";
 import { whoAmI } from "../../worker/test/fixtures/cli-tasks.ts";
 import { captureLogger } from "./support/capture-logger.ts";
-import { freePort, PrivateRedis } from "./support/private-redis.ts";
+import { PrivateRedis } from "./support/private-redis.ts";
 import { until } from "./support/redis.ts";
 
 // A worker started while its broker is down: it waits for it, as Celery does
@@ -18,7 +18,7 @@ describe("a worker started before its Redis", () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
   });
   const lateServer = async () => {
-    const server = new PrivateRedis(await freePort(), {});
+    const server = await PrivateRedis.late();
     cleanups.push(() => server.stop());
     return server;
   };
@@ -76,6 +76,22 @@ describe("a worker started before its Redis", () => {
     );
   }, 30_000);
 
+  it("beat.stop() while beat waits for its broker at startup ends the wait: start() and stop() resolve", async () => {
+    const server = await lateServer();
+    const logger = captureLogger();
+    const beat = createBeat({ broker: server.url, entries: [], logger });
+    const starting = beat.start();
+    await until(
+      () => logger.lines.some((l) => attemptLine(server.port).test(l.message)),
+      30_000,
+      "a failed attempt logged",
+    );
+    // Without the stop, the wait goes on as long as the broker is down (here: for good).
+    await beat.stop();
+    await starting;
+    expect(beat.isLeader).toBe(false);
+  }, 20_000);
+
   describe("celery-ts worker", () => {
     const run = (url: string, args: string[]): CliProcess => {
       const cli = startWorker(url, args);
@@ -96,6 +112,44 @@ describe("a worker started before its Redis", () => {
       const pid = await (await client.task(whoAmI).delay()).get({ timeout: 20 });
       expect(typeof pid).toBe("number");
     }, 120_000);
+
+    it("with -B, a SIGTERM while beat waits for the broker stops it cleanly (exit 0)", async () => {
+      const server = await lateServer();
+      const cli = run(server.url, ["--processes", "1", "-B"]);
+      const attempts = () => cli.lines.filter((l) => attemptLine(server.port).test(String(l.msg)));
+      await until(() => attempts().length >= 1, 30_000, "a failed attempt logged");
+      expect(await cli.stop()).toBe(0);
+    }, 60_000);
+
+    it("celery-ts beat: a SIGTERM while it waits for the broker exits 0; --broker-connection-retry-on-startup off exits 1 with the reason", async () => {
+      const server = await lateServer();
+      const beat = (args: string[]) => {
+        const cli = new CliProcess([
+          "beat",
+          "--broker",
+          server.url,
+          "--log-format",
+          "json",
+          ...args,
+        ]);
+        cleanups.push(() => cli.stop());
+        return cli;
+      };
+      const waiting = beat([]);
+      await until(
+        () => waiting.lines.some((l) => attemptLine(server.port).test(String(l.msg))),
+        30_000,
+        "a failed attempt logged",
+      );
+      expect(await waiting.stop()).toBe(0);
+      const failing = beat(["--broker-connection-retry-on-startup", "off"]);
+      expect(await failing.exited).toBe(1);
+      expect(failing.stderr).toMatch(
+        new RegExp(
+          `celery-ts: .*cannot connect to the broker at redis://127\\.0\\.0\\.1:${server.port}/0: .*not retrying`,
+        ),
+      );
+    }, 60_000);
 
     it("with --broker-connection-retry-on-startup off, exits with the reason", async () => {
       const server = await lateServer();

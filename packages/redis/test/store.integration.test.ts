@@ -25,4 +25,9 @@ atomicPublishConformance("redis", {
     transport: createRedisTransport({ connection: REDIS_URL, keyPrefix }),
   }),
   elsewhere: () => createRedisTransport({ connection: secondRedisUrl(REDIS_URL), keyPrefix }),
+  // The queue's list key holds a string: LPUSH fails with WRONGTYPE.
+  refusePublish: async (queue) => {
+    await raw.set(`${keyPrefix}${queue}`, "not a list");
+    return async () => void (await raw.del(`${keyPrefix}${queue}`));
+  },
 });

@@ -5,6 +5,7 @@ import {
   type CoordinationStore,
   type IncrementOptions,
 } from "@celery-ts/core";
+import { checkFenceToken } from "@celery-ts/core/driver";
 import type Database from "better-sqlite3";
 import { sqliteAtomicPublisher, type MessageRow } from "./internal/atomic-publish.ts";
 import { createConnection } from "./internal/connection.ts";
@@ -155,9 +156,7 @@ function prepare(db: Database.Database) {
 }
 
 function checkFence(cas: CompareAndSetOptions): void {
-  if (cas.fence && !Number.isSafeInteger(cas.fence.token)) {
-    throw configError(`a fence token is a whole number, got ${cas.fence.token}`);
-  }
+  checkFenceToken(cas, PKG);
 }
 
 /**

@@ -145,6 +145,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): Transpor
     redelivery: "after-lease",
     // An expired lease is claimed by the next poll.
     redeliveryWindow: visibilityTimeout + pollInterval,
+    reportsConsuming: true,
   };
   const connection = createConnection({
     path: options.path,

@@ -339,6 +339,7 @@ export function createSqsTransport(options: SqsTransportOptions = {}): Transport
     redelivery: "after-lease",
     // Visible again after the timeout (whole seconds); a long poll under way returns it at once.
     redeliveryWindow: o.visibilityTimeout + 1,
+    reportsConsuming: true,
   };
   const sdk = createClientHolder(options, o);
   const { caller, forceAbort } = sdk;

@@ -17,7 +17,7 @@ import {
   type Delivery,
   type Transport,
 } from "@celery-ts/core";
-import { waitAbsenceWindow } from "@celery-ts/testing";
+import { waitAbsenceWindow, waitUntil } from "@celery-ts/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createSqsTransport, type SqsTransportOptions } from "../src/index.ts";
 import { collect, sleep, type Collector } from "./support/consumer.ts";
@@ -42,22 +42,36 @@ const consume = (transport: Transport, queues: string[], prefetch = 10): Collect
   return collector;
 };
 /** An SDK client that records the commands it sends, for a transport's `client` option. */
-const countingClient = (): { client: SQSClient; calls: string[]; count(name: string): number } => {
+const countingClient = (): {
+  client: SQSClient;
+  calls: string[];
+  /** Each command with when it was sent and its `DelaySeconds`, if it had one. */
+  sent: { name: string; at: number; delaySeconds?: number }[];
+  count(name: string): number;
+} => {
   const client = new SQSClient({
     endpoint: fauxqs.endpoint(),
     region: REGION,
     credentials: CREDENTIALS,
   });
   const calls: string[] = [];
+  const sent: { name: string; at: number; delaySeconds?: number }[] = [];
   client.middlewareStack.add(
     (next, context) => (args) => {
-      calls.push((context.commandName ?? "unknown").replace(/Command$/, ""));
+      const name = (context.commandName ?? "unknown").replace(/Command$/, "");
+      calls.push(name);
+      const { DelaySeconds } = args.input as { DelaySeconds?: number };
+      sent.push({
+        name,
+        at: Date.now(),
+        ...(DelaySeconds !== undefined && { delaySeconds: DelaySeconds }),
+      });
       return next(args);
     },
     { step: "initialize", name: "recordCommands" },
   );
   cleanup.push(() => client.destroy());
-  return { client, calls, count: (name) => calls.filter((call) => call === name).length };
+  return { client, calls, sent, count: (name) => calls.filter((call) => call === name).length };
 };
 const queue = (): string => `t-${randomUUID()}`;
 const message = (task = "t.task", args: unknown[] = [], id?: string, retries?: number) =>
@@ -97,10 +111,16 @@ describe("visibility extension: long tasks do not run twice", () => {
     const holder = connect({ client: worker.client, visibilityTimeout: 2 });
     await holder.publish(message(), { queue: q });
     const [held] = await consume(holder, [q]).waitFor(1);
+    const heldAt = Date.now();
     const other = consume(connect({ visibilityTimeout: 2 }), [q]);
-    await sleep(3 * 2_000 + 500);
+    // The declared window, three timeouts and a half, and at least three extensions in it (a
+    // bounded wait: late timers on a loaded machine make them late, not fewer).
+    await waitUntil(
+      () =>
+        Date.now() - heldAt >= 3 * 2_000 + 500 && worker.count("ChangeMessageVisibilityBatch") >= 3,
+      { timeoutMs: 30_000, what: "3 visibility timeouts held, with 3 extensions" },
+    );
     expect(other.received).toHaveLength(0);
-    expect(worker.count("ChangeMessageVisibilityBatch")).toBeGreaterThanOrEqual(3);
 
     await held?.ack();
     const extensions = worker.count("ChangeMessageVisibilityBatch");
@@ -242,20 +262,36 @@ describe("delayed delivery", () => {
   it("goes beyond the delay limit in hops: never early, delivered once", async () => {
     const q = queue();
     const sqs = countingClient();
-    // A 1-second limit stands for SQS's 15 minutes.
-    const transport = connect({ client: sqs.client, maxDelay: 1 });
-    const availableAt = Date.now() + 3_200;
-    await transport.publish(message("t.much-later"), { queue: q, availableAt });
+    // A 1-second limit stands for SQS's 15 minutes; a copy left undeleted would be back within
+    // the 2 s visibility timeout, inside the absence window below.
+    const transport = connect({ client: sqs.client, maxDelay: 1, visibilityTimeout: 2 });
     const consumer = consume(transport, [q]);
-    const [later] = await consumer.waitFor(1);
+    // The queue made and polled first: how long that takes on a loaded machine is not part of
+    // the delay.
+    await waitUntil(() => sqs.count("ReceiveMessage") > 0, {
+      timeoutMs: 30_000,
+      what: "the consumer to poll the queue",
+    });
+    const availableAt = Date.now() + 4_000;
+    await transport.publish(message("t.much-later"), { queue: q, availableAt });
+    const [later] = await consumer.waitFor(1, 30_000);
     expect(Date.now()).toBeGreaterThanOrEqual(availableAt);
     expect(later?.message?.headers.task).toBe("t.much-later");
     expect(later?.redelivered).toBe(false);
-    // The publish, then at least two hops, each re-sent with the delay left, then deleted.
-    expect(sqs.count("SendMessage")).toBeGreaterThanOrEqual(3);
-    expect(sqs.count("DeleteMessage") + sqs.count("DeleteMessageBatch")).toBeGreaterThanOrEqual(2);
+    // Each send waits at most the limit: the publish, then each copy received before it was due,
+    // re-sent with the delay left. The first copy is back 1 s after the publish, 3 s before the
+    // message is due: a consumer on a loaded machine has that long to see it and hop it on.
+    const sends = sqs.sent.filter((sent) => sent.name === "SendMessage");
+    expect(sends.map((sent) => sent.delaySeconds)).toEqual(sends.map(() => 1));
+    expect(sends.length).toBeGreaterThanOrEqual(2);
     await later?.ack();
-    await sleep(1_500);
+    // Every copy deleted: each hopped one, and the delivered one on its ack.
+    const deletes = () => sqs.count("DeleteMessage") + sqs.count("DeleteMessageBatch");
+    await waitUntil(() => deletes() >= sends.length, {
+      timeoutMs: 10_000,
+      what: `a delete of each of the ${sends.length} copies`,
+    });
+    await waitAbsenceWindow(transport); // a declared window: no other copy comes
     expect(consumer.received).toHaveLength(1);
   });
 
@@ -475,11 +511,17 @@ describe("dead letters", () => {
     const consumer = consume(transport, [q]);
     const [first] = await consumer.waitFor(1);
     await first?.reject({ requeue: true });
-    // The second receive is over the limit: SQS moves it instead of delivering it.
-    await sleep(1_500);
-    expect(consumer.received).toHaveLength(1);
-    const letters = (await transport.deadLetters?.(q)) ?? [];
+    // The second receive is over the limit: SQS moves it instead of delivering it (waited for,
+    // bounded: a loaded machine may take longer than a fixed pause).
+    const letters = await waitUntil(
+      async () => {
+        const listed = (await transport.deadLetters?.(q)) ?? [];
+        return listed.length > 0 && listed;
+      },
+      { timeoutMs: 15_000, what: "SQS to move the message to the dead-letter queue" },
+    );
     expect(letters).toHaveLength(1);
+    expect(consumer.received).toHaveLength(1);
     expect(letters[0]?.reason).toMatch(/redrive policy/);
   });
 });

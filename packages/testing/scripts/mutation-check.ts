@@ -11,12 +11,12 @@
 //
 // Transports built on the driver kit (createConsumerKit) are mutated in their primitives,
 // patched at load (mutation/setup.ts); others at the Transport interface (src/mutants.ts).
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MUTANTS, type MutantName } from "../src/mutants.ts";
+import { spawnCollecting } from "../src/spawn-collecting.ts";
 import { KILLERS, killerFilter, type Suite } from "../mutation/killers.ts";
 
 const packages = fileURLToPath(new URL("../../", import.meta.url));
@@ -121,23 +121,15 @@ interface JsonReport {
   }[];
 }
 
-/** Runs `pnpm args` in `cwd`; resolves with its exit code and output. */
-function spawnRun(
+/** Runs `pnpm args` in `cwd`, killed after 10 minutes; resolves with its exit code and output. */
+async function spawnRun(
   args: string[],
   cwd: string,
   env: NodeJS.ProcessEnv,
 ): Promise<{ status: number | null; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn("pnpm", args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      resolve({ status, output });
-    });
-  });
+  const { code, output } = await spawnCollecting("pnpm", args, { cwd, env, timeoutMs: 600_000 })
+    .exited;
+  return { status: code, output };
 }
 
 /** Runs one suite under the mutant; the killer is the first failed test. */

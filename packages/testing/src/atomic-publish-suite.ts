@@ -14,6 +14,12 @@ export interface AtomicPublishHarness {
   pair(): { store: CoordinationStore; transport: Transport };
   /** A transport of the same package on another database (or file): it must get no publisher. */
   elsewhere(): Transport;
+  /**
+   * Makes the broker refuse a message for `queue` of the pair's server (Redis: the queue's list
+   * key holds a string, so LPUSH fails; SQL: a trigger raising on insert into the messages
+   * table); resolves to the undo. Without it, the "publish fails" case is skipped.
+   */
+  refusePublish?(queue: string): Promise<() => Promise<void>>;
 }
 
 type Closable = { close(): Promise<void> };
@@ -70,6 +76,30 @@ export function atomicPublishConformance(name: string, harness: AtomicPublishHar
     const pair = () => setUp(name, harness, open);
     togetherTests(pair);
     neitherTests(pair);
+    const refuse = harness.refusePublish?.bind(harness);
+    it.skipIf(!refuse)(
+      "writes neither when the publish fails: rejects, the record unchanged",
+      async () => {
+        const { store, transport, publisher, queue, key, fenceKey, message } = await pair();
+        const fence = { key: fenceKey, token: await store.increment(fenceKey) };
+        expect(await store.setIfAbsent(key, "before")).toBe(true);
+        const undo = await refuse!(queue);
+        try {
+          const record = { key, expected: "before", value: "after", fence };
+          await expect(
+            publisher.publishIfSet(message("refused"), { queue }, record),
+          ).rejects.toThrow();
+          expect(await store.get(key)).toBe("before");
+        } finally {
+          await undo();
+        }
+        expect(await transport.purge(queue)).toBe(0);
+        // Once the broker takes it again, the same step goes through.
+        const record = { key, expected: "before", value: "after", fence };
+        expect(await publisher.publishIfSet(message("taken"), { queue }, record)).toBe(true);
+        expect(await store.get(key)).toBe("after");
+      },
+    );
 
     it("offers no publisher for a transport elsewhere, or of another kind", async () => {
       const { store } = harness.pair();

@@ -34,5 +34,8 @@ export { atomicPublishConformance } from "./atomic-publish-suite.ts";
 export type { AtomicPublishHarness } from "./atomic-publish-suite.ts";
 export type { StoreHarness } from "./store-suite.ts";
 export { deleteRedisPrefix } from "./redis-keys.ts";
+export { NODE_COMPILE_CACHE_DIR, spawnCollecting, withCompileCache } from "./spawn-collecting.ts";
+export { waitUntil } from "./wait-until.ts";
+export type { CollectingChild, SpawnCollectingOptions, SpawnExit } from "./spawn-collecting.ts";
 export { captureLogger } from "./capture-logger.ts";
 export type { CapturedLine } from "./capture-logger.ts";

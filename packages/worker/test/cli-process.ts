@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient, type Client } from "@celery-ts/client";
+import { afterEach, beforeEach } from "vitest";
 
 const CLI = join(import.meta.dirname, "../src/cli.ts");
 export const TASKS = join(import.meta.dirname, "fixtures/cli-tasks.ts");
@@ -11,9 +15,12 @@ export class CliProcess {
   stderr = "";
   stdout = "";
   readonly exited: Promise<number | null>;
+  /** In a process group of its own. */
+  readonly detached: boolean;
 
   /** `detached`: in a process group of its own (its pid is the group's id), as a service is. */
   constructor(args: string[], env: Record<string, string> = {}, { detached = false } = {}) {
+    this.detached = detached;
     this.child = spawn(process.execPath, [CLI, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -77,4 +84,84 @@ export function startWorker(
     env,
     options,
   );
+}
+
+/** What `useCliRun()` gives each test: a SQLite broker for CLI workers, and a log for tasks. */
+export interface CliRun {
+  /** The test's own temporary folder (removed after it). */
+  readonly dir: string;
+  /** The SQLite file in `dir`, as a broker and backend URL. */
+  readonly url: string;
+  /** An empty file the tasks append a line to per run (`CELERY_TS_TEST_LOG`). */
+  readonly log: string;
+  /** A client on `url`, closed after the test. */
+  readonly client: Client;
+  /** Starts `celery-ts worker` on `url` (see `startWorker`), stopped after the test. */
+  worker(
+    args: string[],
+    env?: Record<string, string>,
+    options?: { detached?: boolean },
+  ): CliProcess;
+  /** The lines the tasks appended to `log`, each split at spaces into numbers. */
+  logLines(): number[][];
+}
+
+/**
+ * A describe block's CLI worker runs: before each test a fresh folder, SQLite broker, task log and
+ * client; after it, the client closed and every worker started by `worker()` stopped (SIGTERM, or
+ * with `kill`, SIGKILL to its process group, for a worker left running long tasks) and waited
+ * for, then the folder removed.
+ */
+export function useCliRun(prefix: string, { kill = false } = {}): CliRun {
+  let dir = "";
+  let client: Client | undefined;
+  const workers: CliProcess[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), `celery-ts-${prefix}-`));
+    writeFileSync(join(dir, "runs.log"), "");
+    client = createClient({ broker: run.url, backend: run.url });
+  });
+  // Waits for the workers to exit: a process still starting (a replacement of a retired one)
+  // stops once it is up, which took 3 to 10 s on a loaded machine; the default 10 s hook bound
+  // failed, and the hook, still running, then removed the next test's folder.
+  afterEach(async () => {
+    const own = dir;
+    await client?.close();
+    await Promise.all(
+      workers.splice(0).map((worker) => {
+        if (!kill) return worker.stop();
+        if (worker.child.exitCode === null && worker.child.signalCode === null) {
+          process.kill(worker.detached ? -worker.child.pid! : worker.child.pid!, "SIGKILL");
+        }
+        return worker.exited;
+      }),
+    );
+    rmSync(own, { recursive: true, force: true });
+  }, 60_000);
+  const run: CliRun = {
+    get dir() {
+      return dir;
+    },
+    get url() {
+      return `sqlite:///${join(dir, "queue.db")}`;
+    },
+    get log() {
+      return join(dir, "runs.log");
+    },
+    get client() {
+      if (!client) throw new Error("useCliRun(): the client exists inside a test only");
+      return client;
+    },
+    worker(args, env = {}, options = {}) {
+      const worker = startWorker(run.url, args, env, options);
+      workers.push(worker);
+      return worker;
+    },
+    logLines: () =>
+      readFileSync(run.log, "utf8")
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => line.split(" ").map(Number)),
+  };
+  return run;
 }

@@ -17,6 +17,14 @@ export interface ReattachOptions {
   /** False once it is no longer needed (closed, done by another call, the session died). */
   wanted(): boolean;
   attempt(): Promise<void>;
+  /** Aborted on close(): a backoff under way ends at once, and no timer keeps the process up. */
+  signal?: AbortSignal;
+  /**
+   * Never give up while `wanted()`: `reconnectAttempts` bounds the connection's attempts, not
+   * this. Once that many fail in a row, an error is logged and it keeps trying, at the capped
+   * backoff. @default false: reject then.
+   */
+  keepTrying?: boolean;
 }
 
 const text = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -30,11 +38,13 @@ const text = (error: unknown): string => (error instanceof Error ? error.message
  * rejects with a `CONNECTION` error once the attempts are spent.
  */
 export async function reattach(options: ReattachOptions): Promise<void> {
-  const { policy, logger, what } = options;
-  for (let failures = 0; options.wanted();) {
+  const { policy, logger, what, signal } = options;
+  const wanted = (): boolean => !signal?.aborted && options.wanted();
+  for (let failures = 0; wanted();) {
     if (failures > 0) {
-      await sleep(toMs(backoffDelay(failures, { initial: policy.initial, max: policy.max })));
-      if (!options.wanted()) return;
+      const delay = backoffDelay(failures, { initial: policy.initial, max: policy.max });
+      await sleep(toMs(delay), signal);
+      if (!wanted()) return;
     }
     try {
       await options.attempt();
@@ -42,14 +52,23 @@ export async function reattach(options: ReattachOptions): Promise<void> {
       return;
     } catch (error) {
       failures++;
-      if (!options.wanted()) return;
-      const limit = policy.attempts === Infinity ? "" : ` (at most ${policy.attempts} attempts)`;
+      if (!wanted()) return;
+      const limit =
+        policy.attempts === Infinity || options.keepTrying
+          ? ""
+          : ` (at most ${policy.attempts} attempts)`;
       const log = failures === 1 ? logger.warn : logger.debug;
       log(`amqp: ${what}: failed; retrying with backoff${limit}`, {
         attempt: failures,
         error: text(error),
       });
-      if (failures >= policy.attempts) {
+      if (failures === policy.attempts && options.keepTrying) {
+        logger.error(
+          `amqp: ${what}: failed ${failures} times in a row; still retrying with backoff ` +
+            "while the connection is up",
+          { error: text(error) },
+        );
+      } else if (failures >= policy.attempts && !options.keepTrying) {
         throw connectionError(
           PKG,
           `${what} failed ${failures} times in a row, the limit ` +

@@ -79,6 +79,8 @@ export class ReplyInbox {
   readonly #cache = new Map<string, string>();
   readonly #waiters = createResultWaiters();
   #closed = false;
+  /** Aborted by close(): ends a backoff under way (see reattach). */
+  readonly #closing = new AbortController();
   #reading: Promise<void> | undefined;
   #unsubscribe: (() => void) | undefined;
   #channel: Channel | undefined;
@@ -131,6 +133,7 @@ export class ReplyInbox {
   /** Stops reading and rejects every wait; closes the channel when `closeChannel`. */
   async close(closeChannel: boolean): Promise<void> {
     this.#closed = true;
+    this.#closing.abort();
     this.#unsubscribe?.();
     this.#waiters.rejectAll(closedError("rpc backend"));
     if (closeChannel) await this.#channel?.close().catch(() => undefined);
@@ -165,6 +168,7 @@ export class ReplyInbox {
       what: `rpc backend: read the reply queue "${replyQueue}" again`,
       wanted: () => !this.#closed && session.alive && this.#channel === undefined,
       attempt: () => this.#attach(session),
+      signal: this.#closing.signal,
     })
       .catch((error: unknown) => this.#giveUp(error))
       .finally(() => {

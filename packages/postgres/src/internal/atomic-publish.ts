@@ -5,6 +5,7 @@ import {
   type PublishItem,
   type Transport,
 } from "@celery-ts/core";
+import { createPublishRegistry } from "@celery-ts/core/driver";
 
 /** A message as the columns the transport stores: queue, priority, due time, kombu envelope. */
 export type MessageColumns = [
@@ -38,16 +39,10 @@ export interface TransportTable {
   ensureOpen(): void;
 }
 
-/**
- * The tables of this package's transports, by their `publish` function (every copy of the
- * transport object carries it unchanged, dead-letter methods added or not). A transport not found
- * here gets no atomic publisher: the caller falls back to two steps.
- */
-const tables = new WeakMap<object, TransportTable>();
+/** The tables of this package's transports (see `createPublishRegistry`). */
+const tables = createPublishRegistry<TransportTable>();
 
-export function registerTransportTable(publish: object, table: TransportTable): void {
-  tables.set(publish, table);
-}
+export const registerTransportTable = tables.register;
 
 /**
  * The atomic publisher of a PostgreSQL store and a PostgreSQL transport on the same database (the
@@ -64,7 +59,7 @@ export function postgresAtomicPublisher(
     record: Parameters<AtomicPublisher["publishIfSet"]>[2],
   ) => Promise<boolean>,
 ): AtomicPublisher | undefined {
-  const table = tables.get(transport.publish);
+  const table = tables.of(transport);
   if (!table || table.url !== storeUrl) return undefined;
   return {
     async publishIfSet(message, options, record) {

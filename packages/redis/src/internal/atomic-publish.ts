@@ -1,4 +1,5 @@
 import type { AtomicPublisher, Transport } from "@celery-ts/core";
+import { createPublishRegistry } from "@celery-ts/core/driver";
 import type { Redis } from "ioredis";
 import type { KeyLayout } from "./keys.ts";
 import { queuedMessage } from "./queued-message.ts";
@@ -14,17 +15,10 @@ export interface QueueLayout {
   ensureOpen(): void;
 }
 
-/**
- * The layouts of this package's transports, by their `publish` function: the transport object is
- * built from its parts, and `publish` is the one part that every copy of it (a spread, a wrapper
- * that keeps it) carries unchanged. A transport that is not found (another package, another copy
- * of this one, a wrapped publish) gets no atomic publisher: the caller falls back to two steps.
- */
-const layouts = new WeakMap<object, QueueLayout>();
+/** The layouts of this package's transports (see `createPublishRegistry`). */
+const layouts = createPublishRegistry<QueueLayout>();
 
-export function registerQueueLayout(publish: object, layout: QueueLayout): void {
-  layouts.set(publish, layout);
-}
+export const registerQueueLayout = layouts.register;
 
 /** What the store gives: where it is, its key names, and a way to run a command on it. */
 export interface StoreSide {
@@ -42,7 +36,7 @@ export function redisAtomicPublisher(
   store: StoreSide,
   transport: Transport,
 ): AtomicPublisher | undefined {
-  const layout = layouts.get(transport.publish);
+  const layout = layouts.of(transport);
   if (!layout || layout.target !== store.target) return undefined;
   const { keys } = layout;
   return {

@@ -201,6 +201,12 @@ export interface LinkOptions {
    * try once more each time they are used.
    */
   final?: boolean;
+  /**
+   * Called when a connection that is not `final` runs out of `reconnectAttempts`, with the
+   * CONNECTION error saying so: what waits on it can fail now rather than hang. Its next use
+   * connects again.
+   */
+  onGiveUp?: (error: CeleryTsError) => void;
 }
 
 const errorText = (error: unknown): string => String((error as Error)?.message ?? error);
@@ -309,14 +315,16 @@ export class Link {
     if (!this.#options.owned || !(failed > attempts)) return this.#settleWaiters(unreachable);
     // Out of attempts: the outage no longer waits for this connection.
     this.#outage.forget(this);
+    const text =
+      `gave up reconnecting to Redis at ${this.target} after ${attempts} failed attempts in a ` +
+      "row (reconnectAttempts); raise or remove the limit to keep trying";
+    const gaveUp = connectionError(PKG, text, { retryable: false, cause: this.#lastError });
     if (final) {
-      const text =
-        `gave up reconnecting to Redis at ${this.target} after ${attempts} failed attempts in a ` +
-        "row (reconnectAttempts); raise or remove the limit to keep trying";
-      this.#gaveUp = connectionError(PKG, text, { retryable: false, cause: this.#lastError });
+      this.#gaveUp = gaveUp;
       logger.error(`redis ${what}: ${text}`, { connection: role });
     } else {
       logger.debug(`redis ${what}: the ${role} connection stopped reconnecting; next use retries`);
+      this.#options.onGiveUp?.(gaveUp);
     }
     this.#settleWaiters(this.#gaveUp ?? unreachable);
   }

@@ -33,6 +33,8 @@ export interface ResultSubscriberOptions {
   mget(keys: string[]): Promise<(string | null)[]>;
   target: string;
   logger: Logger;
+  /** The backend's `reconnectAttempts` (its duplicate inherits the `retryStrategy`). */
+  reconnectAttempts: number;
   /** True once the backend is closed: no more unsubscribes. */
   closed(): boolean;
 }
@@ -129,13 +131,21 @@ export class ResultSubscriber {
 
   #subscription(): Link {
     if (this.#link) return this.#link;
-    const { newClient, target, logger } = this.#options;
+    const { newClient, target, logger, reconnectAttempts } = this.#options;
     const link = new Link(newClient(), {
       role: "results",
       target,
       logger,
       owned: true,
       what: "result backend",
+      reconnectAttempts,
+      // Out of attempts: the pending waits would never hear their results; they fail now, and
+      // the next wait connects again.
+      onGiveUp: (error) => {
+        if (this.#waiters.keys().length === 0) return;
+        logger.warn(`redis result backend: ${error.message}; pending waits for results fail`);
+        this.#waiters.rejectAll(error);
+      },
     });
     link.onReady(() => {
       const keys = this.#waiters.keys();

@@ -1,4 +1,5 @@
-import { CeleryTsError, storeTtlMs, type CompareAndSetOptions } from "@celery-ts/core";
+import { storeTtlMs, type CompareAndSetOptions } from "@celery-ts/core";
+import { checkFenceToken } from "@celery-ts/core/driver";
 import { PKG } from "./errors.ts";
 import { lua } from "./scripts.ts";
 
@@ -9,12 +10,8 @@ export function compareAndSetArgs(
   cas: CompareAndSetOptions,
 ): (string | number)[] {
   const ttlMs = storeTtlMs(cas, PKG) ?? 0;
+  checkFenceToken(cas, PKG);
   const fence = cas.fence;
-  if (fence && !Number.isSafeInteger(fence.token)) {
-    throw new CeleryTsError("CONFIG", `a fence token is a whole number, got ${fence.token}`, {
-      pkg: PKG,
-    });
-  }
   return [
     expected === undefined ? "0" : "1",
     expected ?? "",

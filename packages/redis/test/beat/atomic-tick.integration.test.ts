@@ -13,7 +13,6 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeJson, resolveStore } from "@celery-ts/core";
-import { sleep } from "@celery-ts/core/driver";
 import { createBeat, tickTaskId } from "@celery-ts/worker";
 import { describe, it, vi } from "vitest";
 import { BACKENDS, receive, type Backend } from "./backends.ts";
@@ -69,7 +68,7 @@ describe("beat: a leader killed between publishing a tick and recording it", () 
       args.push("--namespace", namespace, "--lease", String(LEASE_S));
       if (c.store) args.push("--store", c.store);
 
-      const { received, stop: stopReceiving } = receive(backend, queue);
+      const { received, drained, stop: stopReceiving } = receive(backend, queue);
 
       // The leader that dies as its first publish returns.
       const crashing = new BeatProcess(args, { CELERY_TS_BEAT_TEST_CRASH: "after-publish" });
@@ -93,8 +92,9 @@ describe("beat: a leader killed between publishing a tick and recording it", () 
       await next.stop();
       const lastId = String(next.lines.filter((l) => l.msg === "beat: sent").at(-1)!.id);
       await waitFor(() => received.some((r) => r.id === lastId), 10_000, "the last tick");
-      // Anything sent twice is on the queue by now: the beats are stopped, a second's margin.
-      await sleep(1_000);
+      // Every beat is stopped (the killed one is dead): nothing more is published. Anything sent
+      // twice is on the queue ahead of a marker published now; it has arrived once that has.
+      await drained();
       await stopReceiving();
 
       const counts = new Map<string, number>();
@@ -165,7 +165,8 @@ describe("beat: a `sending` record left by a two-step leader (an older version)"
       await beat.start();
       await waitFor(() => ids().length >= 3, 30_000, "three ticks");
       await beat.stop();
-      await sleep(500);
+      // Stopped: nothing more is published; what it sent has arrived once a marker behind it has.
+      await receiving.drained();
       await receiving.stop();
       const received = ids();
       expect(received[0]).toBe(id);

@@ -4,7 +4,12 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeTaskMessage, type Transport } from "@celery-ts/core";
+import {
+  createTaskMessage,
+  decodeTaskMessage,
+  encodeTaskMessage,
+  type Transport,
+} from "@celery-ts/core";
 import { createPostgresTransport } from "@celery-ts/postgres";
 import { createSqliteTransport } from "@celery-ts/sqlite";
 import { testServers } from "@celery-ts/testing";
@@ -85,12 +90,22 @@ export interface Received {
   claim: boolean;
 }
 
-/** Consumes `queue` on a new transport of `backend`, collecting what arrives until `stop()`. */
+/** The task of the marker `drained()` publishes: never counted as received. */
+const MARKER_TASK = "celery-ts-test.drained";
+
+/**
+ * Consumes `queue` on a new transport of `backend`, collecting what arrives until `stop()`.
+ * `drained()`, once nothing publishes to the queue any more, resolves when every message on it
+ * has arrived and been acknowledged: it publishes a marker behind them (one queue, one priority:
+ * delivered in order, rule 16) and waits for it, and for the acks.
+ */
 export function receive(
   backend: Backend,
   queue: string,
-): { received: Received[]; stop(): Promise<void> } {
+): { received: Received[]; drained(): Promise<void>; stop(): Promise<void> } {
   const received: Received[] = [];
+  const markers = new Set<string>();
+  let unacked = 0;
   const consumer = backend.transport();
   const abort = new AbortController();
   const consuming = consumer.consume(
@@ -98,19 +113,33 @@ export function receive(
     (delivery) => {
       if (delivery.message) {
         const { headers } = decodeTaskMessage(delivery.message);
-        received.push({
-          id: headers.id,
-          at: Date.now(),
-          origin: headers.origin,
-          claim: headers.celery_ts_once !== undefined,
-        });
+        if (headers.task === MARKER_TASK) markers.add(headers.id);
+        else {
+          received.push({
+            id: headers.id,
+            at: Date.now(),
+            origin: headers.origin,
+            claim: headers.celery_ts_once !== undefined,
+          });
+        }
       }
-      void delivery.ack();
+      unacked++;
+      void delivery.ack().finally(() => unacked--);
     },
     { prefetch: 50, signal: abort.signal },
   );
   return {
     received,
+    async drained() {
+      const marker = createTaskMessage({ task: MARKER_TASK });
+      await consumer.publish(encodeTaskMessage(marker), { queue });
+      const id = marker.headers.id;
+      const deadline = Date.now() + 30_000;
+      while (!markers.has(id) || unacked > 0) {
+        if (Date.now() > deadline) throw new Error(`the queue ${queue} was not drained in 30 s`);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    },
     async stop() {
       abort.abort();
       await consuming;

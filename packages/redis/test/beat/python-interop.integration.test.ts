@@ -1,12 +1,18 @@
 // Beat messages are Celery's: a Python Celery 5 worker runs what celery-ts beat sends, and a
 // celery-ts worker runs what Python's `celery beat` sends, over Redis.
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineTask, silentLogger } from "@celery-ts/core";
-import { PYTHON, startPythonWorker, testServers, type PythonWorker } from "@celery-ts/testing";
+import {
+  PYTHON,
+  spawnCollecting,
+  startPythonWorker,
+  testServers,
+  waitUntil,
+  type PythonWorker,
+} from "@celery-ts/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createBeat, createWorker, type Beat, type Worker } from "@celery-ts/worker";
 import { clearNamespace } from "./beat-process.ts";
@@ -52,14 +58,13 @@ describe("beat and Python Celery, on Redis", () => {
     });
     cleanups.push(() => beat.stop());
     await beat.start();
-    const deadline = Date.now() + 30_000;
-    let text = "";
-    while (Date.now() < deadline) {
-      text = await readFile(log, "utf8");
-      if (text.split("\n").filter(Boolean).length >= 2) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(text.split("\n").filter(Boolean).slice(0, 2)).toEqual(["21 python", "21 python"]);
+    const lines = async () => (await readFile(log, "utf8")).split("\n").filter(Boolean);
+    await waitUntil(async () => (await lines()).length >= 2, {
+      timeoutMs: 60_000,
+      what: "two ticks run by the Python worker",
+    }).catch(() => undefined);
+    // On timeout too: the assertion shows what did run.
+    expect((await lines()).slice(0, 2)).toEqual(["21 python", "21 python"]);
     expect(python.output()).not.toMatch(/Traceback|ERROR/);
   });
 
@@ -95,8 +100,7 @@ describe("beat and Python Celery, on Redis", () => {
     });
     cleanups.push(() => worker.stop());
     await worker.start();
-    let output = "";
-    const child = spawn(
+    const child = spawnCollecting(
       PYTHON,
       [
         "-m",
@@ -117,19 +121,14 @@ describe("beat and Python Celery, on Redis", () => {
           PYTHONPATH: `${dir}:${PYTHON_APP_DIR}`,
           CELERY_BROKER_URL: REDIS_URL,
         },
-        stdio: ["ignore", "pipe", "pipe"],
       },
     );
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise((resolve) => child.on("exit", resolve));
-    cleanups.push(async () => {
-      child.kill("SIGTERM");
-      await exited;
-    });
-    const deadline = Date.now() + 45_000;
-    while (calls.length < 2 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 100));
+    cleanups.push(() => child.stop());
+    await waitUntil(() => calls.length >= 2, {
+      timeoutMs: 60_000,
+      what: "two ticks from Python's celery beat",
+    }).catch(() => undefined);
+    const output = child.output;
     expect(calls.length, output).toBeGreaterThanOrEqual(2);
     expect(calls[0]).toEqual({ n: 7, source: "python" });
   });

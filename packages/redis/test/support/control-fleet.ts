@@ -1,9 +1,18 @@
 // Shared by the Redis and RabbitMQ remote-control tests: tasks, a TS worker, bounded waits.
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { currentTask, defineTask, type CeleryEvent, type Logger } from "@celery-ts/core";
+import {
+  currentTask,
+  defineTask,
+  receiveEvents,
+  resolveBroadcast,
+  type CeleryEvent,
+  type Logger,
+} from "@celery-ts/core";
+import type { Client } from "@celery-ts/client";
+import { runPythonControl, spawnCollecting, type PythonCeleryConfig } from "@celery-ts/testing";
+import { expect } from "vitest";
 import { createWorker, type Worker, type WorkerOptions } from "@celery-ts/worker";
 
 /** What the control tasks saw: ids of runs whose abort signal fired, ids that ran. */
@@ -84,19 +93,64 @@ export async function taskEventTypes(
 const CLI = join(import.meta.dirname, "../../../worker/src/cli.ts");
 
 /** Runs `celery-ts <args>` in `cwd`, a package folder from which the broker's driver resolves. */
-export function runTsCli(
+export async function runTsCli(
   args: string[],
   cwd = join(import.meta.dirname, "../.."),
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      cwd,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
+  const { code, stdout, stderr } = await spawnCollecting(process.execPath, [CLI, ...args], { cwd })
+    .exited;
+  return { code, stdout, stderr };
+}
+
+/** What a TS worker sends for one task it runs, with its heartbeat. */
+const TS_WORKER_EVENTS = ["worker-heartbeat", "task-received", "task-started", "task-succeeded"];
+
+/**
+ * A mixed fleet's events, both ways, on any broker: Python's event receiver (node `receiver`)
+ * hears the TS worker's heartbeat and task events and the Python worker's heartbeat, and ours
+ * hears the Python worker's task events. `listening` tells when Python's receiver has its queue
+ * (a binding on Redis, a declared queue on RabbitMQ). Returns what each side heard.
+ */
+export async function mixedFleetEvents(fleet: {
+  config: PythonCeleryConfig;
+  client: Client;
+  ts: { hostname: string; queue: string };
+  python: { nodeName: string; queue: string };
+  receiver: string;
+  listening(): Promise<boolean>;
+}): Promise<{ theirs: CeleryEvent[]; ours: CeleryEvent[]; tsTaskId: string }> {
+  const { client, ts, python } = fleet;
+  const ours: CeleryEvent[] = [];
+  const broadcast = await resolveBroadcast(fleet.config.brokerUrl);
+  const subscription = await receiveEvents(broadcast, (event) => ours.push(event));
+  try {
+    const capture = runPythonControl(fleet.config, {
+      op: "events",
+      // Until it has heard each of these, within a generous bound.
+      seconds: 40,
+      hostnames: [ts.hostname, python.nodeName],
+      node_id: fleet.receiver,
+      until: [
+        ...TS_WORKER_EVENTS.map((type) => [ts.hostname, type]),
+        [python.nodeName, "worker-heartbeat"],
+      ],
+    }) as Promise<CeleryEvent[]>;
+    // Tasks on both sides once Python's receiver listens.
+    await eventually(fleet.listening, "Python's event receiver to listen");
+    const tsTask = await client.sendTask("control.add", { args: [1, 2], queue: ts.queue });
+    const pyTask = await client.sendTask("interop.add", { args: [3, 4], queue: python.queue });
+    await Promise.all([tsTask.get({ timeout: 20 }), pyTask.get({ timeout: 20 })]);
+    const theirs = await capture;
+    const types = (host: string) =>
+      new Set(theirs.filter((e) => e.hostname === host).map((e) => e.type));
+    expect(types(ts.hostname)).toEqual(new Set(TS_WORKER_EVENTS));
+    expect(types(python.nodeName)).toContain("worker-heartbeat");
+    expect(await taskEventTypes(ours, python.nodeName, pyTask.id)).toEqual(
+      new Set(["task-received", "task-started", "task-succeeded"]),
+    );
+    return { theirs, ours, tsTaskId: tsTask.id };
+  } finally {
+    await subscription.close();
+    await broadcast.close();
+  }
 }

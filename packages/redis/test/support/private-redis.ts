@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -12,6 +12,36 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/**
+ * A free loopback port, held (as the local end of a connection to a listener of our own, so that
+ * a connection to it is still refused, as to a server that is down) until `release()`: nothing
+ * else can bind it meanwhile. A port taken between the look-up and the hold is skipped.
+ */
+export async function holdPort(): Promise<{ port: number; release(): Promise<void> }> {
+  const target = createServer((socket) => socket.on("error", () => undefined));
+  await new Promise<void>((resolve) => target.listen(0, "127.0.0.1", resolve));
+  const { port: targetPort } = target.address() as { port: number };
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const socket = connect({ host: "127.0.0.1", port: targetPort, localPort: port });
+    const held = await new Promise<boolean>((resolve, reject) => {
+      socket.once("connect", () => resolve(true));
+      socket.once("error", (error: NodeJS.ErrnoException) =>
+        error.code === "EADDRINUSE" && attempt < 10 ? resolve(false) : reject(error),
+      );
+    });
+    if (!held) continue;
+    socket.on("error", () => undefined);
+    return {
+      port,
+      release: async () => {
+        socket.destroy();
+        await new Promise((resolve) => target.close(resolve));
+      },
+    };
+  }
 }
 
 interface ServerOptions {
@@ -32,10 +62,23 @@ export class PrivateRedis {
   private readonly options: ServerOptions;
   private child: ChildProcess | undefined;
   private readonly dir = mkdtempSync(join(tmpdir(), "celery-ts-redis-"));
+  /** Releases the port held until the first start (see {@link PrivateRedis.late}). */
+  private release: (() => Promise<void>) | undefined;
 
   constructor(port: number, options: ServerOptions) {
     this.port = port;
     this.options = options;
+  }
+
+  /**
+   * A server to start later (`restart()`) on a port held until then, so that nothing else takes
+   * it meanwhile; connections to it are refused until it starts.
+   */
+  static async late(options: ServerOptions = {}): Promise<PrivateRedis> {
+    const { port, release } = await holdPort();
+    const server = new PrivateRedis(port, options);
+    server.release = release;
+    return server;
   }
 
   /** Writes a config file into the server's directory and starts from it. */
@@ -45,10 +88,18 @@ export class PrivateRedis {
     this.options.config = config;
   }
 
+  /** Starts one on a free port (another, should that one be taken before it binds it). */
   static async start(options: ServerOptions = {}): Promise<PrivateRedis> {
-    const server = new PrivateRedis(await freePort(), options);
-    await server.restart();
-    return server;
+    for (let attempt = 1; ; attempt++) {
+      const server = new PrivateRedis(await freePort(), options);
+      try {
+        await server.restart();
+        return server;
+      } catch (error) {
+        await server.stop();
+        if (attempt >= 5 || !/Address already in use/.test(String(error))) throw error;
+      }
+    }
   }
 
   get url(): string {
@@ -63,6 +114,8 @@ export class PrivateRedis {
   /** Starts it (again) on the same port; resolves once it accepts connections. */
   async restart(): Promise<void> {
     if (this.running) throw new Error("the private redis-server is running already");
+    await this.release?.();
+    this.release = undefined;
     const { args = [], config, readyText = "Ready to accept connections" } = this.options;
     const child = spawn(
       "redis-server",
@@ -114,6 +167,8 @@ export class PrivateRedis {
   }
 
   async stop(): Promise<void> {
+    await this.release?.();
+    this.release = undefined;
     await this.kill();
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -6,6 +6,7 @@ import {
   type Transport,
   type WireMessage,
 } from "@celery-ts/core";
+import { createPublishRegistry } from "@celery-ts/core/driver";
 import { notifyChange } from "./change-feed.ts";
 
 /** A message as the row the transport stores: queue, priority, due time, kombu envelope. */
@@ -33,16 +34,10 @@ export interface TransportFile {
   ensureOpen(): void;
 }
 
-/**
- * The files of this package's transports, by their `publish` function (every copy of the
- * transport object carries it unchanged, dead-letter methods added or not). A transport not found
- * here gets no atomic publisher: the caller falls back to two steps.
- */
-const files = new WeakMap<object, TransportFile>();
+/** The files of this package's transports (see `createPublishRegistry`). */
+const files = createPublishRegistry<TransportFile>();
 
-export function registerTransportFile(publish: object, file: TransportFile): void {
-  files.set(publish, file);
-}
+export const registerTransportFile = files.register;
 
 /**
  * The atomic publisher of a SQLite store and a SQLite transport on the same file: one IMMEDIATE
@@ -57,7 +52,7 @@ export function sqliteAtomicPublisher(
     record: Parameters<AtomicPublisher["publishIfSet"]>[2],
   ) => boolean,
 ): AtomicPublisher | undefined {
-  const file = files.get(transport.publish);
+  const file = files.of(transport);
   if (!file || file.path !== storePath) return undefined;
   return {
     async publishIfSet(message, options, record) {

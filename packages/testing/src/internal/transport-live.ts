@@ -30,6 +30,7 @@ function liveConsumer(transport: Transport, queue: string, signal: AbortSignal) 
 export function liveTests(ctx: TransportSuiteContext): void {
   it("45: calls onConsuming once, on a later tick, when the consumer is live: a message published then is delivered", async () => {
     const transport = await ctx.connect();
+    expect(transport.capabilities.reportsConsuming, "capabilities.reportsConsuming").toBe(true);
     const q = ctx.queue();
     const controller = new AbortController();
     const { state, done } = liveConsumer(transport, q, controller.signal);

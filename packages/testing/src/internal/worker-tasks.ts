@@ -169,18 +169,21 @@ function etaAndConcurrencyTests(ctx: WorkerSuiteContext): void {
       ranAt[label] = Date.now();
     });
     const f = await ctx.start([record], { concurrency: 1 });
-    const eta = new Date(Date.now() + 600);
-    // Sent together: a broker whose first delayed publish is slow (AMQP declares its delay
-    // topology then) must not hold up the message that is due now.
-    const [later, now] = await Promise.all([
-      f.send({ task: "t.record", args: ["later"], eta }),
+    // An hour away: were the waiting task holding the only slot, "now" could not run at all
+    // (no window of a few hundred ms that a loaded machine can miss). Sent together: a broker
+    // whose first delayed publish is slow (AMQP declares its delay topology then) must not
+    // hold up the message that is due now.
+    const [, now] = await Promise.all([
+      f.send({ task: "t.record", args: ["later"], eta: new Date(Date.now() + 3_600_000) }),
       f.send({ task: "t.record", args: ["now"] }),
     ]);
     await f.wait(now);
-    await f.wait(later);
-    // With one slot, "now" ran first: holding "later" took no slot.
-    expect(done).toEqual(["now", "later"]);
-    expect(ranAt.later).toBeGreaterThanOrEqual(eta.getTime());
+    expect(done).toEqual(["now"]);
+    // A task whose eta comes runs then, never early; the one an hour away still waits.
+    const eta = new Date(Date.now() + 600);
+    await f.wait(await f.send({ task: "t.record", args: ["soon"], eta }));
+    expect(ranAt.soon).toBeGreaterThanOrEqual(eta.getTime());
+    expect(done).toEqual(["now", "soon"]);
   });
 
   it("holds a message whose eta is weeks away, even when the broker delivers it at once", async () => {

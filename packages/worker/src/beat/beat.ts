@@ -125,20 +125,31 @@ function resolveConfig(options: BeatOptions) {
 
 type BeatConfig = ReturnType<typeof resolveConfig>;
 
-/** Connects to the broker and the store, and sets up what the loop works with. */
+/**
+ * Connects to the broker and the store, and sets up what the loop works with; undefined when
+ * `signal` (stop()) aborted the wait for them: what it opened is closed then.
+ */
 async function openBeat(
   options: BeatOptions,
   config: BeatConfig,
-): Promise<{ pass: PassContext; schedule: BeatSchedule }> {
+  signal: AbortSignal,
+): Promise<{ pass: PassContext; schedule: BeatSchedule } | undefined> {
   const { logger, namespace, timezone, leaseMs } = config;
   const keys = beatKeys(namespace);
   const instanceId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const transport = await resolveTransport(options.broker, { logger });
   let store: CoordinationStore | undefined;
+  // Ours to close: a stop() meanwhile ends a connection attempt under way at once.
+  const closeOwn = async (): Promise<void> => {
+    if (store && typeof options.store !== "object") await store.close().catch(() => undefined);
+    if (typeof options.broker === "string") await transport.close().catch(() => undefined);
+  };
+  const onAbort = (): void => void closeOwn();
+  signal.addEventListener("abort", onAbort, { once: true });
   try {
     store = await resolveStore(config.storeSpec, { logger });
     const connected = store;
-    await connectAllOnStartup(
+    const ready = await connectAllOnStartup(
       [
         {
           what: "broker",
@@ -153,12 +164,18 @@ async function openBeat(
           connect: () => connected.connect(),
         },
       ],
-      { log: logger, retry: options.brokerConnectionRetryOnStartup ?? true },
+      { log: logger, retry: options.brokerConnectionRetryOnStartup ?? true, signal },
     );
+    if (!ready || signal.aborted) {
+      await closeOwn();
+      return undefined;
+    }
   } catch (error) {
-    if (store && typeof options.store !== "object") await store.close().catch(() => undefined);
-    if (typeof options.broker === "string") await transport.close().catch(() => undefined);
+    await closeOwn();
+    if (signal.aborted) return undefined;
     throw error;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
   }
   const lease = createLeaderLease({ store, keys, instanceId, leaseMs, logger });
   // The broker on the store's server: a tick is published and recorded in one atomic step.
@@ -197,6 +214,8 @@ export function createBeat(options: BeatOptions): Beat {
   let starting: Promise<void> | undefined;
   let loop: Promise<void> | undefined;
   let stopping = false;
+  // Aborted by stop(): ends the wait for the broker and the store at startup.
+  const aborter = new AbortController();
   let wakeUp: (() => void) | undefined;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -211,7 +230,8 @@ export function createBeat(options: BeatOptions): Beat {
       wakeUp = done;
     });
   const open = async (): Promise<void> => {
-    opened = await openBeat(options, config);
+    opened = await openBeat(options, config, aborter.signal);
+    if (!opened) return;
     // A follower also looks now and then whether the lease was given up (on shutdown).
     const followerPollMs = Math.min(500, config.leaseMs / 10);
     const stoppingNow = () => stopping;
@@ -232,6 +252,7 @@ export function createBeat(options: BeatOptions): Beat {
     async stop() {
       if (stopping) return stopped;
       stopping = true;
+      aborter.abort();
       wakeUp?.();
       try {
         await starting?.catch(() => undefined);

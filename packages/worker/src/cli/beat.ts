@@ -5,6 +5,7 @@ import type { BeatEntry, CatchUp } from "../beat/beat-entry.ts";
 import { createBeatSchedule, type BeatEntryStatus } from "../beat/beat-schedule.ts";
 import { loadSchedule } from "../beat/load-schedule.ts";
 import { COMMAND_LOG_OPTIONS, commandLogger, loggerFromFlags } from "./log-options.ts";
+import { retryOnStartupOption, STARTUP_OPTIONS, STARTUP_USAGE } from "./startup-options.ts";
 
 const USAGE = `Usage: celery-ts beat [options]            run a beat instance (run as many as you like)
        celery-ts beat list [--json]
@@ -25,6 +26,7 @@ Options:
   -l, --log-level <level>   debug, info, warning, error (any case)
                             [default info; list, add, remove, pause, resume: warning]
       --log-format <format> pretty or json [default pretty]
+${STARTUP_USAGE}
 Entry options (add):
       --args <json>  --kwargs <json>  --queue <q>  --priority <0-9>  --expires <s>
       --jitter <s>  --catch-up once|skip  --timezone <iana>
@@ -53,6 +55,7 @@ const OPTIONS = {
   jitter: { type: "string" },
   "catch-up": { type: "string" },
   entry: { type: "string" },
+  ...STARTUP_OPTIONS,
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -185,6 +188,8 @@ export interface EmbeddedBeatOptions {
   graceSeconds?: number | undefined;
   brokerConnectionRetryOnStartup?: boolean | undefined;
   logger: Logger;
+  /** Aborting it (a stop signal) stops the beat, also while it waits for its broker at startup. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Starts a beat as `celery-ts beat` does: what `celery-ts worker --beat` runs beside its worker. */
@@ -203,7 +208,13 @@ export async function startBeat(options: EmbeddedBeatOptions): Promise<Beat> {
       brokerConnectionRetryOnStartup: options.brokerConnectionRetryOnStartup,
     }),
   });
-  await beat.start();
+  const onAbort = (): void => void beat.stop();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    if (!options.signal?.aborted) await beat.start();
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+  }
   return beat;
 }
 
@@ -228,6 +239,16 @@ export async function beatCommand(argv: string[]): Promise<number> {
     return admin(command, values, rest, storeUrl);
   }
   const logger = loggerFromFlags(values);
+  // Installed first: a stop signal while beat waits for its broker at startup stops it cleanly.
+  const stopping = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) process.exit(1);
+    logger.info("beat: shutting down", { signal });
+    stopping.abort();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   const beat = await startBeat({
     broker,
     store: storeUrl,
@@ -236,16 +257,12 @@ export async function beatCommand(argv: string[]): Promise<number> {
     timezone: values.timezone,
     leaseSeconds: number(values.lease, "lease"),
     graceSeconds: number(values.grace, "grace"),
+    brokerConnectionRetryOnStartup: retryOnStartupOption(values),
     logger,
+    signal: stopping.signal,
   });
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(1);
-    logger.info("beat: shutting down", { signal });
-    void beat.stop();
-  };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  if (stopping.signal.aborted) void beat.stop();
+  else stopping.signal.addEventListener("abort", () => void beat.stop(), { once: true });
   await beat.stopped;
   return 0;
 }

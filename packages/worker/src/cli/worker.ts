@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import { CeleryTsError, resolveTransport, type Logger } from "@celery-ts/core";
+import { resolveTransport, type Logger } from "@celery-ts/core";
 import { CONTROL_OPTIONS, CONTROL_USAGE, controlWorkerOptions } from "./control-options.ts";
 import { METRICS_OPTIONS, METRICS_USAGE, metricsWorkerOptions } from "./metrics-options.ts";
 import {
@@ -9,6 +9,8 @@ import {
   withDeliveryLimits,
 } from "./delivery-limit-options.ts";
 import { loggerFromFlags } from "./log-options.ts";
+import { retryOnStartupOption, STARTUP_OPTIONS, STARTUP_USAGE } from "./startup-options.ts";
+import type { Beat } from "../beat/beat.ts";
 import { poolWorkerOptions, positiveInt } from "./pool-options.ts";
 import { loadTasks } from "../internal/load-tasks.ts";
 import { connectAllOnStartup } from "../internal/connect-on-startup.ts";
@@ -32,7 +34,7 @@ const WORKER_OPTIONS = {
   beat: { type: "boolean", short: "B" },
   schedule: { type: "string", short: "s" },
   store: { type: "string" },
-  "broker-connection-retry-on-startup": { type: "string" },
+  ...STARTUP_OPTIONS,
   ...DELIVERY_LIMIT_OPTIONS,
   ...CONTROL_OPTIONS,
   ...METRICS_OPTIONS,
@@ -60,9 +62,7 @@ Options:
   -s, --schedule <file>       the beat's entries (.json, or a module)
       --store <url>           the coordination store of beat, its tick claims and fleet-wide rate limits
                               [env CELERY_TS_STORE_URL, default: the broker URL]
-      --broker-connection-retry-on-startup <on|off>
-                              wait for an unreachable broker or backend at startup, retrying with
-                              backoff; off: exit at once with an error [default on]
+${STARTUP_USAGE}
 ${DELIVERY_LIMIT_USAGE}
 ${CONTROL_USAGE}
 ${METRICS_USAGE}
@@ -91,27 +91,39 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const pool = poolWorkerOptions(values);
   const recycling = pool.maxTasksPerChild !== undefined || pool.maxMemoryPerChild !== undefined;
   const supervised = process.send !== undefined;
-  const retryOnStartup = onOff(
-    values["broker-connection-retry-on-startup"],
-    "broker-connection-retry-on-startup",
-  );
+  const retryOnStartup = retryOnStartupOption(values);
 
   // Fail fast on a bad module, URL or unreachable broker, before any child starts (and
   // crash-loops on it).
   const tasks = await loadTasks(values.app);
   logger.debug("app module loaded", { app: values.app, tasks: tasks.map((task) => task.name) });
-  // One beat per worker command, in the supervisor when there are children.
-  const beat = values.beat
-    ? await (
-        await import("./beat.ts")
-      ).startBeat({
-        broker,
-        store: values.store,
-        schedule: values.schedule,
-        logger,
-        brokerConnectionRetryOnStartup: retryOnStartup,
-      })
-    : undefined;
+  // One beat per worker command, in the supervisor when there are children. A stop signal while
+  // it waits for its broker at startup ends that wait, and the command, cleanly.
+  const beatStopping = new AbortController();
+  const stopBeat = (): void => beatStopping.abort();
+  if (values.beat) process.once("SIGTERM", stopBeat).once("SIGINT", stopBeat);
+  let beat: Beat | undefined;
+  try {
+    beat = values.beat
+      ? await (
+          await import("./beat.ts")
+        ).startBeat({
+          broker,
+          store: values.store,
+          schedule: values.schedule,
+          logger,
+          brokerConnectionRetryOnStartup: retryOnStartup,
+          signal: beatStopping.signal,
+        })
+      : undefined;
+  } finally {
+    process.off("SIGTERM", stopBeat).off("SIGINT", stopBeat);
+  }
+  if (beatStopping.signal.aborted) {
+    logger.info("shutting down", { while: "beat was waiting for its broker" });
+    await beat?.stop();
+    return 0;
+  }
   // Recycled processes need a supervisor to replace them, even when there is one.
   const code =
     processes > 1 || (recycling && !supervised)
@@ -130,17 +142,6 @@ export async function workerCommand(argv: string[]): Promise<number> {
         );
   await beat?.stop();
   return code;
-}
-
-/** `on`/`off` (or true/false, yes/no, 1/0); undefined means on. */
-function onOff(value: string | undefined, flag: string): boolean {
-  if (value === undefined) return true;
-  const text = value.trim().toLowerCase();
-  if (["on", "true", "yes", "1"].includes(text)) return true;
-  if (["off", "false", "no", "0"].includes(text)) return false;
-  throw new CeleryTsError("CONFIG", `--${flag} must be on or off, got "${value}"`, {
-    pkg: "worker",
-  });
 }
 
 /**

@@ -16,7 +16,11 @@ export function startConsuming(state: WorkerState): Promise<void> {
   const { log, transport } = state;
   let live!: () => void;
   const consuming = new Promise<void>((resolve) => (live = resolve));
-  state.flow.onConsuming = live;
+  // A transport that does not say it reports `onConsuming` (one written before it existed) may
+  // never call it: then consuming counts as live once consume() has started.
+  const reports = transport!.capabilities.reportsConsuming === true;
+  if (reports) state.flow.onConsuming = live;
+  else delete state.flow.onConsuming;
   let failure: { error: unknown } | undefined;
   const onDelivery = (delivery: Delivery): void => receive(state, delivery);
   state.consumeLoop = transport!
@@ -26,6 +30,13 @@ export function startConsuming(state: WorkerState): Promise<void> {
       log.error("consuming stopped on an error; stopping the worker", { error: String(error) });
       void stop(state);
     });
+  if (!reports) {
+    log.debug(
+      `the ${transport!.name} transport does not report when its consumer is live ` +
+        "(capabilities.reportsConsuming); start() resolves once consume() has started",
+    );
+    setImmediate(live);
+  }
   // Not silent when a broker keeps the consumer from starting (or a transport never says it did).
   const slow = setTimeout(() => {
     log.warn(

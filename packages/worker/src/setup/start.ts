@@ -11,7 +11,7 @@ import type { WorkerState } from "./state.ts";
  * at once when `stop()` came first).
  */
 export async function start(state: WorkerState): Promise<void> {
-  const { options, log, hostname, control } = state;
+  const { options, log, hostname } = state;
   // Built from a URL, the connections report their losses and recoveries to the worker's log.
   const transport = await resolveTransport(options.broker, { logger: log });
   state.transport = transport;
@@ -20,8 +20,30 @@ export async function start(state: WorkerState): Promise<void> {
       ? undefined
       : await resolveBackend(options.backend, { logger: log });
   if (!(await connectAll(state))) return;
+  // Set at once (connectAll saw no stop() yet): a stop() from now on waits for it, then closes.
+  state.opening = openServices(state);
+  await state.opening;
+  if (state.closing) return;
+  await startConsuming(state);
+  if (state.closing) return;
+  log.info("worker ready", {
+    hostname,
+    transport: transport.name,
+    backend: state.backend?.name ?? "none",
+    queues: state.queues,
+    concurrency: state.concurrency,
+    tasks: [...state.registry.keys()],
+  });
+  await state.lifecycle.workerReady(hostname, state.queues);
+}
+
+/** The coordination store, remote control and metrics; each skipped once stop() was called. */
+async function openServices(state: WorkerState): Promise<void> {
+  const { options, hostname, control, log } = state;
   state.coordination = await openStore(options, state.gate.fleetTasks);
+  if (state.closing) return;
   await control.start(options.broker);
+  if (state.closing) return;
   if (options.metricsPort !== undefined) {
     const { ready, held, active, flow } = state;
     state.metrics = await startWorkerMetrics(
@@ -38,17 +60,6 @@ export async function start(state: WorkerState): Promise<void> {
     );
     control.events.taps.push(state.metrics.onTask);
   }
-  await startConsuming(state);
-  if (state.closing) return;
-  log.info("worker ready", {
-    hostname,
-    transport: transport.name,
-    backend: state.backend?.name ?? "none",
-    queues: state.queues,
-    concurrency: state.concurrency,
-    tasks: [...state.registry.keys()],
-  });
-  await state.lifecycle.workerReady(hostname, state.queues);
 }
 
 /** The broker, then the backend; false when the worker was stopped while it waited for them. */

@@ -65,6 +65,11 @@ export interface WorkerState {
   coordination: CoordinationStore | undefined;
   metrics: WorkerMetrics | undefined;
   consumeLoop: Promise<void> | undefined;
+  /**
+   * What start() opens once connected (store, remote control, metrics): stop() waits for it
+   * before closing them, so that a stop() landing meanwhile leaves nothing open.
+   */
+  opening: Promise<void> | undefined;
   /** add_consumer / cancel_consumer: each restart of the consume loop chains on the last. */
   restarting: Promise<void>;
   stopping: Promise<void> | undefined;
@@ -139,6 +144,7 @@ export function createWorkerState(options: WorkerOptions): WorkerState {
     coordination: undefined,
     metrics: undefined,
     consumeLoop: undefined,
+    opening: undefined,
     restarting: Promise.resolve(),
     stopping: undefined,
     stopped,

@@ -58,6 +58,8 @@ async function drainRunning(state: WorkerState, graceMs: number): Promise<void> 
 /** Stops control and metrics, and closes the connections the worker opened itself. */
 async function closeAll(state: WorkerState): Promise<void> {
   const { options, log, hostname } = state;
+  // What start() was opening when stop() came: closed below once it is open (or failed).
+  await state.opening?.catch(() => undefined);
   await state.control.stop();
   await state.metrics?.close();
   // Connections the worker opened from URLs are its own to close; objects belong to the caller.
