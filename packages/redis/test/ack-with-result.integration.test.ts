@@ -4,6 +4,7 @@ import {
   encodeTaskMessage,
   type Delivery,
   type ResultMeta,
+  type Transport,
 } from "@celery-ts/core";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
@@ -28,6 +29,24 @@ const meta = (id: string, result: unknown): ResultMeta => ({
 
 /** The same server and database as REDIS_URL, named otherwise: another server, as far as we know. */
 const elsewhere = REDIS_URL.replace("127.0.0.1", "localhost");
+
+/** Publishes one message to `queue` and consumes it (prefetch 1): its delivery, unacknowledged. */
+async function oneDelivery(transport: Transport, queue: string) {
+  const message = createTaskMessage({ task: "redis.n", args: [1] });
+  await transport.publish(encodeTaskMessage(message), { queue });
+  const deliveries: Delivery[] = [];
+  const abort = new AbortController();
+  const done = transport.consume([queue], (d) => deliveries.push(d), {
+    prefetch: 1,
+    signal: abort.signal,
+  });
+  await until(() => deliveries.length === 1, 10_000, "the delivery");
+  const stop = async (): Promise<void> => {
+    abort.abort();
+    await done;
+  };
+  return { id: message.headers.id, delivery: deliveries[0]!, stop };
+}
 
 describe("a result written with the ack, broker and backend on one Redis", () => {
   it("stores the result (with its expiry, published to waiters) and acknowledges in one write; the next message comes with it", async () => {
@@ -87,25 +106,13 @@ describe("a result written with the ack, broker and backend on one Redis", () =>
   it("writes nothing for a backend elsewhere: false, the delivery still to acknowledge", async () => {
     const transport = createRedisTransport({ connection: REDIS_URL, keyPrefix: prefix });
     const backend = createRedisBackend({ connection: elsewhere, keyPrefix: prefix });
-    const queue = "apart";
-    const message = createTaskMessage({ task: "redis.n", args: [1] });
-    await transport.publish(encodeTaskMessage(message), { queue });
-    const deliveries: Delivery[] = [];
-    const abort = new AbortController();
-    const done = transport.consume([queue], (d) => deliveries.push(d), {
-      prefetch: 1,
-      signal: abort.signal,
-    });
-    await until(() => deliveries.length === 1, 5_000, "the delivery");
-    const id = message.headers.id;
-    const delivery = deliveries[0]!;
+    const { id, delivery, stop } = await oneDelivery(transport, "apart");
     expect(await delivery.ackWithResult!(backend.prepareStore!(id, meta(id, 1)))).toBe(false);
     expect(await backend.get(id)).toBeUndefined();
     expect(await raw.hexists(`${prefix}unacked`, delivery.deliveryTag)).toBe(1);
     await delivery.ack();
     expect(await raw.hexists(`${prefix}unacked`, delivery.deliveryTag)).toBe(0);
-    abort.abort();
-    await done;
+    await stop();
     await transport.close();
     await backend.close();
   });
@@ -116,26 +123,14 @@ describe("a result for a broker client given with ioredis's keyPrefix", () => {
     const prefixed = new Redis(REDIS_URL, { keyPrefix: `${prefix}a:` });
     const transport = createRedisTransport({ connection: prefixed, keyPrefix: prefix });
     const backend = createRedisBackend({ connection: REDIS_URL, keyPrefix: prefix });
-    const queue = "prefixed";
-    const message = createTaskMessage({ task: "redis.n", args: [1] });
-    await transport.publish(encodeTaskMessage(message), { queue });
-    const deliveries: Delivery[] = [];
-    const abort = new AbortController();
-    const done = transport.consume([queue], (d) => deliveries.push(d), {
-      prefetch: 1,
-      signal: abort.signal,
-    });
-    await until(() => deliveries.length === 1, 10_000, "the delivery");
-    const id = message.headers.id;
-    const delivery = deliveries[0]!;
+    const { id, delivery, stop } = await oneDelivery(transport, "prefixed");
     expect(await delivery.ackWithResult!(backend.prepareStore!(id, meta(id, 1)))).toBe(false);
     expect(await raw.exists(`${prefix}a:${prefix}celery-task-meta-${id}`)).toBe(0);
     // The worker's fallback: the backend stores it, then the delivery is acknowledged.
     await backend.store(id, meta(id, 1));
     await delivery.ack();
     expect(await backend.get(id)).toMatchObject({ status: "SUCCESS", result: 1 });
-    abort.abort();
-    await done;
+    await stop();
     await transport.close();
     await backend.close();
     await deletePrefix(raw, `${prefix}a:`);
