@@ -36,7 +36,7 @@ const message = (n: number) =>
   encodeTaskMessage(createTaskMessage({ id: `task-${n}`, task: "t", args: [n] }));
 
 /** Resolves once `check` holds, polling; fails after `ms`. */
-async function until(check: () => boolean, ms = 2_000, what = "the condition"): Promise<void> {
+async function until(check: () => boolean, ms = 10_000, what = "the condition"): Promise<void> {
   const deadline = Date.now() + ms;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -105,15 +105,15 @@ describe("the driver kit: settling", () => {
     broker.push("q", "first");
     broker.push("q", "second");
     const c = consumer(kit, ["q"], 1);
-    await until(() => c.deliveries.length === 1, 2_000, "the first delivery");
+    await until(() => c.deliveries.length === 1, 10_000, "the first delivery");
     const acked = c.deliveries[0]!.ack();
-    await until(() => failures >= 3, 5_000, "the ack tried again");
+    await until(() => failures >= 3, 10_000, "the ack tried again");
     // Still outstanding (its lease renewed): the consumer takes nothing beyond its prefetch.
     expect(kit.outstanding()).toHaveLength(1);
     expect(c.deliveries).toHaveLength(1);
     failAcks = false;
     await acked;
-    await until(() => c.deliveries.length === 2, 2_000, "the second delivery after the ack");
+    await until(() => c.deliveries.length === 2, 10_000, "the second delivery after the ack");
     await c.deliveries[1]!.ack();
     expect(kit.outstanding()).toHaveLength(0);
     c.abort.abort();
@@ -131,10 +131,10 @@ describe("the driver kit: settling", () => {
     broker.push("q", "first");
     broker.push("q", "second");
     const c = consumer(kit, ["q"], 1);
-    await until(() => c.deliveries.length === 1, 2_000, "the first delivery");
+    await until(() => c.deliveries.length === 1, 10_000, "the first delivery");
     await expect(c.deliveries[0]!.ack()).rejects.toThrow(/refused/);
     // concurrency 1: the failed ack must not stall the consumer
-    await until(() => c.deliveries.length === 2, 2_000, "the second delivery after a failed ack");
+    await until(() => c.deliveries.length === 2, 10_000, "the second delivery after a failed ack");
     failAcks = false;
     await c.deliveries[1]!.ack();
     expect(kit.outstanding()).toHaveLength(0);
@@ -170,7 +170,7 @@ describe("the driver kit: consuming", () => {
     expect(c.deliveries).toHaveLength(2);
     c.options.prefetch = 4; // as the worker does while it holds eta messages
     await c.deliveries[0]!.ack(); // any wake-up re-reads the prefetch
-    await until(() => c.deliveries.length === 5, 2_000, "the raised prefetch");
+    await until(() => c.deliveries.length === 5, 10_000, "the raised prefetch");
     c.abort.abort();
     await c.done;
     await transport.close();
@@ -206,7 +206,7 @@ describe("the driver kit: consuming", () => {
     await expect(done).rejects.toThrow("callback bug");
     expect(seen).toHaveLength(1);
     const other = consumer(createMemoryTransport({ broker }), ["q"]);
-    await until(() => other.deliveries.length === 2, 2_000, "the handed-back messages");
+    await until(() => other.deliveries.length === 2, 10_000, "the handed-back messages");
     expect(other.deliveries.map((d) => d.redelivered)).toEqual([true, true]);
     other.abort.abort();
   });
@@ -228,7 +228,7 @@ describe("the driver kit: consuming", () => {
       },
     });
     const c = consumer(retrying, ["q"]);
-    await until(() => c.deliveries.length === 1, 3_000, "a delivery after two failed takes");
+    await until(() => c.deliveries.length === 1, 10_000, "a delivery after two failed takes");
     c.abort.abort();
     await retrying.close();
 
@@ -270,11 +270,11 @@ describe("the driver kit: consuming", () => {
       },
     });
     const c = consumer(kit, ["q"]);
-    await until(() => release !== undefined, 2_000, "the first take");
+    await until(() => release !== undefined, 10_000, "the first take");
     broker.push("q", "a message");
     wake?.();
     release?.();
-    await until(() => c.deliveries.length === 1, 5_000, "the message whose wake-up came mid-take");
+    await until(() => c.deliveries.length === 1, 10_000, "the message whose wake-up came mid-take");
     c.abort.abort();
     await kit.close();
   });
@@ -307,14 +307,14 @@ describe("the driver kit: consuming", () => {
     });
     for (const n of [1, 2, 3]) broker.push("q", `m${n}`);
     const c = consumer(kit, ["q"], 1);
-    await until(() => c.deliveries.length === 1, 2_000, "the first delivery");
+    await until(() => c.deliveries.length === 1, 10_000, "the first delivery");
     expect(await c.deliveries[0]!.ackWithResult!({ taskId: "here" })).toBe(true);
-    await until(() => c.deliveries.length === 2, 2_000, "the second, taken with the ack");
+    await until(() => c.deliveries.length === 2, 10_000, "the second, taken with the ack");
     // Not carried: nothing written, the delivery still outstanding (within the prefetch of 1).
     expect(await c.deliveries[1]!.ackWithResult!({ taskId: "elsewhere" })).toBe(false);
     expect(kit.outstanding()).toHaveLength(1);
     await c.deliveries[1]!.ack();
-    await until(() => c.deliveries.length === 3, 2_000, "the third");
+    await until(() => c.deliveries.length === 3, 10_000, "the third");
     await c.deliveries[2]!.ack();
     expect(calls).toEqual(["take 1", "ackAndTake 1", "ackAndTake 1", "ackAndTake 1"]);
     expect(results).toEqual([{ taskId: "here" }, undefined, undefined]);
@@ -335,7 +335,7 @@ describe("the driver kit: consuming", () => {
     broker.push("q", "b");
     const c = consumer(kit, ["q"]);
     await until(() => c.deliveries.length === 2);
-    await until(() => renewals.length >= 2, 2_000, "two renewals");
+    await until(() => renewals.length >= 2, 10_000, "two renewals");
     expect(renewals.slice(0, 2)).toEqual([2, 2]);
     await Promise.all(c.deliveries.map((d) => d.ack()));
     const count = renewals.length;

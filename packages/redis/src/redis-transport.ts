@@ -342,6 +342,7 @@ export function createRedisTransport(options: RedisTransportOptions | string = {
     mapError: (error) => main.map(error),
     ensureOpen: kit.ensureOpen,
     deadLetters: o.deadLetters !== undefined,
+    logger,
   });
 
   return {

@@ -1,5 +1,6 @@
 import { createTaskMessage, encodeTaskMessage, publishAll, unsentOf } from "@celery-ts/core";
 import { Redis } from "ioredis";
+import { captureLogger } from "@celery-ts/testing";
 import { afterAll, describe, expect, it } from "vitest";
 import { createRedisTransport } from "../src/index.ts";
 import { deletePrefix, rawClient, REDIS_URL, uniquePrefix } from "./support/redis.ts";
@@ -104,6 +105,29 @@ describe("publishBatch on Redis", () => {
     } finally {
       await transport.close();
       client.disconnect();
+    }
+  });
+
+  it("queues a message whose queue's kombu binding Redis refuses: the send resolves, a warning says what to do, the next publish declares it again", async () => {
+    const logger = captureLogger();
+    const transport = createRedisTransport({ connection: REDIS_URL, keyPrefix: prefix, logger });
+    const binding = `${prefix}_kombu.binding.unbound`;
+    const message = encodeTaskMessage(createTaskMessage({ task: "unbound.n", args: [1] }));
+    try {
+      await raw.set(binding, "not a set");
+      // Resolves: the message is on its list (a caller retrying on an error would send it twice).
+      await transport.publish(message, { queue: "unbound" });
+      expect(await raw.llen(`${prefix}unbound`)).toBe(1);
+      expect(logger.text("warn")).toMatch(/could not declare queue "unbound".*WRONGTYPE/);
+      expect(logger.text("warn")).toContain(`delete or fix ${binding}`);
+      // Not taken as declared: once the key is fixed, the next publish declares the queue.
+      await raw.del(binding);
+      await transport.publish(message, { queue: "unbound" });
+      expect(await raw.llen(`${prefix}unbound`)).toBe(2);
+      expect(await raw.smembers(binding)).toEqual(["unbound\x06\x16\x06\x16unbound"]);
+    } finally {
+      await raw.del(binding);
+      await transport.close();
     }
   });
 });

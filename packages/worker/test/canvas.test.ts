@@ -10,7 +10,14 @@ import {
   starmap,
   type Client,
 } from "@celery-ts/client";
-import { currentTask, declareTask, defineTask, type AnyTaskDefinition } from "@celery-ts/core";
+import {
+  CeleryTsError,
+  currentTask,
+  declareTask,
+  defineTask,
+  type AnyTaskDefinition,
+} from "@celery-ts/core";
+import { captureLogger, waitUntil } from "@celery-ts/testing";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Fixture, setups, type Setup } from "./harness.ts";
 
@@ -161,6 +168,42 @@ describe.each(setups)("canvas on $name", ({ create }) => {
     } finally {
       await other.worker.stop();
       await sender.close();
+    }
+  });
+
+  it("a chord part stored but not counted is logged as such, not requeued to run again", async () => {
+    const native = setup.backend.chords!;
+    const broken = {
+      ...setup.backend,
+      chords: {
+        ...native,
+        partReturn: () =>
+          Promise.reject(
+            new CeleryTsError("CONNECTION", "the backend is down", { retryable: true }),
+          ),
+      },
+    };
+    const logger = captureLogger();
+    const queue = `${setup.queue}-uncounted`;
+    const other = new Fixture(setup, tasks(), { backend: broken, queues: [queue], logger });
+    await other.worker.start();
+    try {
+      const part = s(add, 1, 1).set({ queue });
+      const result = await client.applyAsync(chord([part], s(total).set({ queue })));
+      const partId = (result.parent as { results: readonly { id: string }[] }).results[0]!.id;
+      const [error] = await waitUntil(
+        () => logger.lines.filter((l) => l.level === "error").length > 0 && logger.lines,
+        { timeoutMs: 10_000, what: "an error logged" },
+      ).then((lines) => lines.filter((l) => l.level === "error"));
+      expect(error!.message).toMatch(
+        new RegExp(
+          `canvas.add\\[${partId}\\] succeeded and its result is stored, but its chord part could not be counted`,
+        ),
+      );
+      expect(await client.asyncResult(partId).get({ timeout: 10 })).toBe(2);
+      expect(logger.text()).not.toMatch(/requeued|redelivered/);
+    } finally {
+      await other.worker.stop();
     }
   });
 

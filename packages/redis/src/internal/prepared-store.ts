@@ -14,8 +14,10 @@ export interface ResultWrite {
 }
 
 /**
- * Which server and database a client talks to, as the user that it logs in as: a result written
- * by a broker connection with the same identity lands where the backend would have written it.
+ * Which server and database a client talks to, as the user that it logs in as, with the ioredis
+ * `keyPrefix` its commands get: a result written by a broker connection with the same identity
+ * lands where the backend would have written it (a client given with another ioredis keyPrefix
+ * would write the result, and publish it, under keys the backend never reads).
  */
 export function serverOf(client: Redis): string {
   const { options } = client;
@@ -25,7 +27,7 @@ export function serverOf(client: Redis): string {
         .sort()
         .join(",")}`
     : (options.path ?? `${options.host ?? "127.0.0.1"}:${options.port ?? 6379}`);
-  return `${options.username ?? ""}@${where}/${options.db ?? 0}`;
+  return `${options.username ?? ""}@${where}/${options.db ?? 0}#${options.keyPrefix ?? ""}`;
 }
 
 /** A result the Redis backend prepared, for a Redis transport to write with its ack. */

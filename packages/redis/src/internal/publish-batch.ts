@@ -1,5 +1,6 @@
 import {
   settleBatch,
+  type Logger,
   type PublishItem,
   type PublishOptions,
   type WireMessage,
@@ -42,6 +43,8 @@ export interface PublisherOptions {
   command<T>(work: (client: Redis) => Promise<T>): Promise<T>;
   /** Maps a Redis error to the transport's (for commands of a MULTI that Redis refused). */
   mapError(error: unknown): unknown;
+  /** Told of a kombu binding Redis refused (the messages themselves were queued). */
+  logger: Logger;
 }
 
 /**
@@ -51,10 +54,11 @@ export interface PublisherOptions {
  * with all its messages in order (Redis pushes them one after the other, as separate LPUSHes
  * would), in a MULTI when there is more than one command so that a batch lands whole. A lone
  * publish to a declared queue is a single LPUSH written at once, without waiting for ioredis's
- * auto-pipeline (a turn of the event loop). A command Redis refuses fails only the sends whose
- * messages it carried.
+ * auto-pipeline (a turn of the event loop). An LPUSH Redis refuses fails only the sends whose
+ * messages it carried; a refused binding (its key not a set) fails none, since the messages
+ * were queued all the same: it is logged, and declared again by the queue's next publish.
  */
-export function createPublisher({ keys, command, mapError }: PublisherOptions) {
+export function createPublisher({ keys, command, mapError, logger }: PublisherOptions) {
   /** Queues whose kombu binding this connection has declared. */
   const declared = new Set<string>();
   let waiting: Waiting[] = [];
@@ -77,7 +81,11 @@ export function createPublisher({ keys, command, mapError }: PublisherOptions) {
     );
     command((client) => write(client, keys, declaring, lists)).then(
       (refusals) => {
-        for (const queue of declaring) if (!refusals?.bindings.has(queue)) declared.add(queue);
+        for (const queue of declaring) {
+          const refused = refusals?.bindings.get(queue);
+          if (refused === undefined) declared.add(queue);
+          else warnBinding(logger, keys.binding(queue), queue, refused);
+        }
         group.forEach((item, i) => settle(item, placed[i]!, refusals, mapError));
       },
       (error: unknown) => {
@@ -121,9 +129,9 @@ function settle(
   mapError: (error: unknown) => unknown,
 ): void {
   if (!refusals) return item.resolve();
+  // Only a message's own LPUSH decides: a refused binding did not stop it from being queued.
   const errors = placed.map(
-    ({ queue, list, index }) =>
-      refusals.bindings.get(queue) ?? refusals.chunks.get(list)?.[Math.floor(index / MAX_VALUES)],
+    ({ list, index }) => refusals.chunks.get(list)?.[Math.floor(index / MAX_VALUES)],
   );
   if (errors.every((error) => error === undefined)) return item.resolve();
   if (!item.batch) return item.reject(mapError(errors[0]));
@@ -141,6 +149,17 @@ function settle(
     return item.reject(error);
   }
   item.resolve();
+}
+
+/** A kombu binding Redis refused: the messages were queued, a Python worker may not route to it. */
+function warnBinding(logger: Logger, key: string, queue: string, error: unknown): void {
+  const reason = error instanceof Error ? error.message : String(error);
+  logger.warn(
+    `redis: could not declare queue "${queue}" (SADD ${key}: ${reason}); its messages were ` +
+      `queued all the same, but kombu (Python Celery) finds the queues it routes to there: ` +
+      `delete or fix ${key} (it must be a set); the next publish to "${queue}" declares it again`,
+    { queue, key },
+  );
 }
 
 /**

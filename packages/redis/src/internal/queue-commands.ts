@@ -1,4 +1,4 @@
-import type { PublishItem, PublishOptions, WireMessage } from "@celery-ts/core";
+import type { Logger, PublishItem, PublishOptions, WireMessage } from "@celery-ts/core";
 import type { Redis } from "ioredis";
 import { registerQueueLayout } from "./atomic-publish.ts";
 import type { KeyLayout } from "./keys.ts";
@@ -21,9 +21,11 @@ export function createQueueCommands(options: {
   ensureOpen(): void;
   /** Dead letters on: deadLetters(), replayDeadLetters() and purgeDeadLetters() are there. */
   deadLetters: boolean;
+  /** Told of a kombu binding Redis refused (the message itself was queued). */
+  logger: Logger;
 }) {
-  const { keys, command, ensureOpen } = options;
-  const publisher = createPublisher({ keys, command, mapError: options.mapError });
+  const { keys, command, ensureOpen, logger } = options;
+  const publisher = createPublisher({ keys, command, mapError: options.mapError, logger });
   const queueCommands = {
     async publish(message: WireMessage, options: PublishOptions) {
       ensureOpen();

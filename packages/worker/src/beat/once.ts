@@ -76,7 +76,17 @@ async function storeOf(
       if (isCeleryTsError(error, "CONFIG")) return warnNone(error.message);
       throw error;
     }
-    await store.connect();
+    try {
+      await store.connect();
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+    // Opened while the worker stops: stop() has closed (or is closing) what it knew of.
+    if (state.closing) {
+      await store.close();
+      return undefined;
+    }
     // Closed with the worker's other connections (stop), unless the caller passed it.
     if (state.coordination && store !== state.coordination) await store.close();
     state.coordination ??= store;

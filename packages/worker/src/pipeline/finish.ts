@@ -78,13 +78,36 @@ async function finishSuccess(
   }
   // Logged once the result is stored, before the canvas around it is sent.
   state.log.info("task succeeded", fields);
-  await canvas.afterStored(message, value);
+  await countChordPart(state, message, value, fields);
   await state.lifecycle.ended(task, message, { state: TaskState.SUCCESS, result: value });
   state.control.events.task("task-succeeded", message, {
     result: pythonRepr(value),
     runtime: fields.runtime,
   });
   if (!acked) await settle(state, job.delivery, "ack");
+}
+
+/**
+ * Counts the chord part once the result is stored. A failure is logged, never thrown: the result
+ * is stored (and maybe acknowledged with it), so a requeue would not run the task again (a
+ * redelivered task whose result is ready is acknowledged without running).
+ */
+async function countChordPart(
+  state: WorkerState,
+  message: Job["message"],
+  value: unknown,
+  fields: Fields,
+): Promise<void> {
+  try {
+    await state.canvas.afterStored(message, value);
+  } catch (error) {
+    state.log.error(
+      `task ${message.headers.task}[${message.headers.id}] succeeded and its result is stored, ` +
+        "but its chord part could not be counted (or, the last part, the chord's body sent): " +
+        "the chord's body may never run; check the result backend, then run the chord again",
+      { ...fields, error: describeError(error) },
+    );
+  }
 }
 
 async function finishSignal(

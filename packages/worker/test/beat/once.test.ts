@@ -13,20 +13,16 @@ import {
   encodeTaskMessage,
   type CoordinationStore,
 } from "@celery-ts/core";
-import { captureLogger } from "@celery-ts/testing";
+import { registerDriver } from "@celery-ts/core/driver";
+import { captureLogger, waitUntil } from "@celery-ts/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createWorker, type Worker } from "../../src/index.ts";
 import { ONCE_HEADER, onceHeader } from "../../src/beat/once.ts";
 
 vi.setConfig({ testTimeout: 20_000 });
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const until = (check: () => boolean, what: string): Promise<true> =>
+  waitUntil(check, { timeoutMs: 10_000, what });
 
 const workers: Worker[] = [];
 afterEach(async () => {
@@ -34,7 +30,7 @@ afterEach(async () => {
 });
 
 /** A worker on a memory broker counting the runs of `beat.tick` by task id. */
-async function setup(store: CoordinationStore | undefined) {
+async function setup(store: CoordinationStore | string | undefined, shutdownTimeout?: number) {
   const broker = new MemoryBroker();
   const queue = `once-${randomUUID()}`;
   const runs = new Map<string, number>();
@@ -51,6 +47,7 @@ async function setup(store: CoordinationStore | undefined) {
     queues: [queue],
     concurrency: 1,
     logger,
+    ...(shutdownTimeout !== undefined && { shutdownTimeout }),
   });
   workers.push(worker);
   await worker.start();
@@ -62,7 +59,7 @@ async function setup(store: CoordinationStore | undefined) {
   const settled = (): number =>
     lines.filter((l) => l.message === "task succeeded" || l.message.startsWith("beat tick already"))
       .length;
-  return { runs, lines, send, settled };
+  return { runs, lines, send, settled, worker };
 }
 
 describe("a tick's claim on celery-ts workers", () => {
@@ -109,5 +106,64 @@ describe("a tick's claim on celery-ts workers", () => {
 
   it("the claim lasts the entry's expires longer", () => {
     expect(onceHeader("x", 600)[ONCE_HEADER]).toMatchObject({ key: "x", ttl: 4200 });
+  });
+
+  describe("a store the worker opens for the claims (from a URL)", () => {
+    /** Stores built from once-fake:// URLs: connect waits for `release`, or fails. */
+    const fake = { connects: 0, closes: 0, fail: false, release: () => {} };
+    registerDriver({
+      pkg: "once-test",
+      schemes: ["once-fake"],
+      createStoreFromUrl() {
+        const inner = createMemoryStore({ space: new MemoryStoreSpace() });
+        const gate = new Promise<void>((resolve) => (fake.release = resolve));
+        return new Proxy(inner, {
+          get(target, prop) {
+            if (prop === "connect") {
+              return async () => {
+                fake.connects++;
+                await gate;
+                if (fake.fail) throw new Error("the store is down");
+                await target.connect();
+              };
+            }
+            if (prop === "close") {
+              return async () => {
+                fake.closes++;
+                await target.close();
+              };
+            }
+            const value = target[prop as keyof CoordinationStore];
+            return typeof value === "function" ? value.bind(target) : value;
+          },
+        });
+      },
+    });
+    afterEach(() => {
+      Object.assign(fake, { connects: 0, closes: 0, fail: false });
+    });
+
+    it("is closed when it connects after the worker stopped, not kept open", async () => {
+      const { send, worker } = await setup("once-fake://late", 0.05);
+      const id = randomUUID();
+      await send(id, onceHeader(id, undefined));
+      await until(() => fake.connects === 1, "the store connecting");
+      await worker.stop(); // gives up on the tick claiming (its grace is short)
+      expect(fake.closes).toBe(0);
+      fake.release();
+      await until(() => fake.closes === 1, "the store closed");
+    });
+
+    it("is closed when it fails to connect; the tick runs anyway", async () => {
+      fake.fail = true;
+      const { runs, lines, send } = await setup("once-fake://down");
+      const id = randomUUID();
+      await send(id, onceHeader(id, undefined));
+      await until(() => fake.connects === 1, "the store connecting");
+      fake.release();
+      await until(() => runs.get(id) === 1, "the tick run");
+      expect(fake.closes).toBe(1);
+      expect(lines.some((l) => l.message.startsWith("could not claim a beat tick"))).toBe(true);
+    });
   });
 });
