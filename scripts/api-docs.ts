@@ -61,4 +61,6 @@ if (broken.length > 0) {
   process.stderr.write(`broken links:\n${broken.map((b) => `  ${b}`).join("\n")}\n`);
   process.exit(1);
 }
-process.stdout.write(`API reference in docs/api/; no broken links in it or in ${markdown.length} Markdown files\n`);
+process.stdout.write(
+  `API reference in docs/api/; no broken links in it or in ${markdown.length} Markdown files\n`,
+);

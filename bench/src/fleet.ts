@@ -39,7 +39,6 @@ interface Measured {
   workersThatRan: number;
 }
 
-
 function readRuns(log: string): { pid: string; at: number }[] {
   return readFileSync(log, "utf8")
     .split("\n")

@@ -31,7 +31,9 @@ export function partialArgumentsAreTyped(): void {
   expectTypeOf(s(add, 1, 2)).toEqualTypeOf<Sig<[], number, false>>();
   expectTypeOf(si(add, 1, 2)).toEqualTypeOf<Sig<[], number, true>>();
   // Bound arguments are the last ones: the previous result goes first, as in Celery.
-  expectTypeOf(s(report, 7)).toEqualTypeOf<Sig<[string], { title: string; value: number }, false>>();
+  expectTypeOf(s(report, 7)).toEqualTypeOf<
+    Sig<[string], { title: string; value: number }, false>
+  >();
   // @ts-expect-error report's last argument is a number
   s(report, "title");
   // @ts-expect-error a string is not a number

@@ -6,7 +6,12 @@ import type { ResultMeta, WaitOptions } from "./result-backend.ts";
 const MAX_TIMEOUT_SECONDS = 2_147_483.647;
 
 /** A backend's `waitFor()` timeout: the retryable `TIMEOUT` error every backend rejects with. */
-export function resultTimeoutError(pkg: string, taskId: string, timeout: number, detail = ""): CeleryTsError {
+export function resultTimeoutError(
+  pkg: string,
+  taskId: string,
+  timeout: number,
+  detail = "",
+): CeleryTsError {
   return new CeleryTsError("TIMEOUT", `no result for task ${taskId} within ${timeout} s${detail}`, {
     pkg,
     retryable: true,

@@ -1,9 +1,4 @@
-import type {
-  Broadcast,
-  CoordinationStore,
-  ResultBackend,
-  Transport,
-} from "@celery-ts/core";
+import type { Broadcast, CoordinationStore, ResultBackend, Transport } from "@celery-ts/core";
 import type { DriverUrlOptions } from "@celery-ts/core/driver";
 import { createRedisBroadcast } from "./fanout.ts";
 import { createRedisBackend } from "./redis-backend.ts";

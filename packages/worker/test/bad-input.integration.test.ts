@@ -280,7 +280,9 @@ describe.each(setups)("a flood of malformed messages on $name", ({ create }) => 
       }
 
       const results = await Promise.all(
-        good.map((message) => setup.backend.waitFor(message.headers.id, { timeout: WAIT_MS / 1000 })),
+        good.map((message) =>
+          setup.backend.waitFor(message.headers.id, { timeout: WAIT_MS / 1000 }),
+        ),
       );
       const dead = await waitForDeadLetters(f, BAD);
       const seconds = ((performance.now() - started) / 1000).toFixed(1);

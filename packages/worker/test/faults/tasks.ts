@@ -3,7 +3,6 @@ import { appendFileSync } from "node:fs";
 import { defineTask } from "@celery-ts/core";
 import { sleep } from "@celery-ts/core/driver";
 
-
 /**
  * Sleeps 10-50 ms, then appends "<i> <pid>" to $CELERY_TS_FAULT_LOG: one line per completed run,
  * written before the result is stored, so that a run the worker died after still counts.
