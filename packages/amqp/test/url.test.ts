@@ -140,6 +140,7 @@ describe("driver functions", () => {
         deadLetter: true,
         redelivery: "on-disconnect",
         redeliveryWindow: 0,
+        reportsConsuming: true,
       });
     }
   });
@@ -231,6 +232,7 @@ describe("driver functions", () => {
       deadLetter: true,
       redelivery: "on-disconnect",
       redeliveryWindow: 0,
+      reportsConsuming: true,
     });
     expect(typeof transport.deadLetters).toBe("function");
     // On by default, as on every broker; off only when asked.

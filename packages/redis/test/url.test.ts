@@ -190,6 +190,7 @@ describe("core's URL resolution", () => {
         deadLetter: true,
         redelivery: "after-lease",
         redeliveryWindow: 8,
+        reportsConsuming: true,
       });
       await Promise.all([transport.close(), backend.close()]);
     }
