@@ -9,10 +9,9 @@ import { createSqliteTransport } from "../src/index.ts";
 import type { ConsumerArgs, ConsumerReport } from "./support/consumer-process.ts";
 import { withRawDb } from "./support/raw-db.ts";
 import { useTempDir } from "./support/temp-dir.ts";
+import { sleep } from "@celery-ts/core/driver";
 
 const CONSUMER = fileURLToPath(new URL("./support/consumer-process.ts", import.meta.url));
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Child {
   process: ChildProcess;

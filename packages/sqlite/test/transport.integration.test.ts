@@ -12,8 +12,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createSqliteTransport, type SqliteTransportOptions } from "../src/index.ts";
 import { withRawDb } from "./support/raw-db.ts";
 import { useTempDir } from "./support/temp-dir.ts";
+import { sleep } from "@celery-ts/core/driver";
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const message = (n = 0) => encodeTaskMessage(createTaskMessage({ task: "sqlite.n", args: [n] }));
 
 describe("sqlite transport", () => {

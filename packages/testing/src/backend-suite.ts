@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { celeryNow, isCeleryTsError, type ResultBackend, type ResultMeta } from "@celery-ts/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitUntil } from "./wait-until.ts";
+import { sleep } from "@celery-ts/core/driver";
 
 export interface BackendHarness {
   /** A new connection to the same store (server or file). */
@@ -18,8 +19,6 @@ function meta(taskId: string, status: string, result: unknown = null): ResultMet
     task_id: taskId,
   };
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface BackendSuite {
   connect(): Promise<ResultBackend>;

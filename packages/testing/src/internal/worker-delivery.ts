@@ -1,8 +1,7 @@
 import { IgnoreTask, RejectTask, currentTask, defineTask } from "@celery-ts/core";
 import { expect, it, type TestContext } from "vitest";
 import type { WorkerSuiteContext } from "./worker-context.ts";
-
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+import { sleep as pause } from "@celery-ts/core/driver";
 
 function requireDeadLetters(ctx: WorkerSuiteContext, test: TestContext): void {
   if (!ctx.producer().capabilities.deadLetter) {

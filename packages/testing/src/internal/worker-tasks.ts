@@ -7,10 +7,9 @@ import {
 } from "@celery-ts/core";
 import { expect, it } from "vitest";
 import type { WorkerSuiteContext } from "./worker-context.ts";
+import { sleep as pause } from "@celery-ts/core/driver";
 
 class FlakyError extends Error {}
-
-const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What a task sees and what the worker stores: results, failures, retries, limits, etas. */
 export function workerTaskTests(ctx: WorkerSuiteContext): void {

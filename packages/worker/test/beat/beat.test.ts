@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import { createBeat, tickTaskId, type Beat, type BeatEntry } from "../../src/index.ts";
 import { beatKeys } from "../../src/beat/beat-schedule.ts";
 import { createLeaderLease } from "../../src/beat/leader-lease.ts";
+import { sleep } from "@celery-ts/core/driver";
 
 vi.setConfig({ testTimeout: 20_000 });
 
@@ -55,8 +56,6 @@ async function until(check: () => boolean, withinMs: number, what: string): Prom
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Waits, bounded, until `count()` stays the same for a whole `windowMs` (many tick periods), and
