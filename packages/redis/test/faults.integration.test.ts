@@ -48,8 +48,8 @@ describe("faults on Redis", () => {
         downSeconds: (back - down) / 1000,
         publishWhileDown,
       });
-      // A worker whose every connection came back logs it when the last one does, which may be
-      // after the results are in (a connection idle since the restart reconnects on its next use).
+      // A worker logs its reconnection when its first connection is back, which may come after
+      // the other worker's results are in.
       const reconnected = new RegExp(
         `^redis: reconnected to 127\\.0\\.0\\.1:${server.port}/0 after [\\d.]+ s$`,
       );

@@ -3,7 +3,8 @@ import type { Logger } from "@celery-ts/core";
 /**
  * What the connections to one Redis server that report to one logger say about an outage, said
  * once for all of them: a worker's transport and result backend hold up to four connections to
- * the same server, and one outage is one "lost" line and one "reconnected" line, not four pairs.
+ * the same server, and one outage is one "lost" line and one "reconnected" line (when the first
+ * of them is back), not four pairs.
  * Each connection's own loss and recovery stay at debug level.
  */
 export interface OutageLog {
@@ -32,7 +33,7 @@ function createOutageLog(logger: Logger, target: string, reconnectAttempts: numb
   const limit =
     reconnectAttempts === Infinity ? "" : ` (at most ${reconnectAttempts} attempts in a row)`;
   const end = (): void => {
-    if (!outage || outage.down.size > 0) return;
+    if (!outage) return;
     const seconds = Math.round((Date.now() - outage.since) / 100) / 10;
     outage = undefined;
     logger.info(`redis: reconnected to ${target} after ${seconds} s`, { downSeconds: seconds });
@@ -51,6 +52,9 @@ function createOutageLog(logger: Logger, target: string, reconnectAttempts: numb
       });
     },
     recovered(id) {
+      // The server answers again: the outage ends at the first connection back. The others
+      // follow when next used (an idle one, such as a backend whose results go with the acks,
+      // may reconnect only then), each at debug level.
       if (!outage?.down.delete(id)) return;
       end();
     },
