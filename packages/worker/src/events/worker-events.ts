@@ -28,7 +28,7 @@ export interface WorkerEventsOptions {
  * The most task events in one message. Celery's dispatcher sends at most 24 (its `buffer_limit`):
  * a turn that starts 50 tasks then makes three messages, where one does. Receivers (`celery
  * events`, Flower) read a list of any length the same way, event by event; each message costs
- * a publish (its envelope, a write and a reply), which was a third of what task events cost.
+ * a publish (its envelope, a socket write and a reply to read).
  */
 const TASK_EVENTS_PER_MESSAGE = 128;
 
