@@ -45,12 +45,15 @@ describe("PostgreSQL outage (sessions terminated)", () => {
       url.toString(),
       url.toString(),
       async (bench) => {
+        // Queued before the workers start: 1,200 tasks of 10-50 ms on 4 slots take them about
+        // 9 s, so the cuts (after 50 completions, 1 s apart) come mid-batch however fast the
+        // producer or the machine is (published while they ran, most were done by the first).
+        await bench.publish(LOAD);
         const workers = [
           bench.startWorker(["--processes", "1", "--concurrency", "2"]),
           bench.startWorker(["--processes", "1", "--concurrency", "2"]),
         ];
         await Promise.all(workers.map((w) => w.waitForLog("worker ready")));
-        await bench.publish(LOAD);
         await until(() => bench.completed() >= 50, 60_000, "50 completions");
         const terminated: number[] = [];
         const completedAtFault: number[] = [];
