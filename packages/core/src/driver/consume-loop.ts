@@ -8,7 +8,13 @@ import { toMs } from "./durations.ts";
 import { oversize, oversizeReason, taskIdOf } from "./dead-letters.ts";
 import type { Ledger } from "./ledger.ts";
 import type { PreparedStore } from "../result-backend.ts";
-import type { DriverPrimitives, MessageSource, TakeBatch, TakenMessage } from "./primitives.ts";
+import type {
+  AckToWrite,
+  DriverPrimitives,
+  MessageSource,
+  TakeBatch,
+  TakenMessage,
+} from "./primitives.ts";
 
 /** What one consume() needs from its kit. */
 export interface LoopContext<H> {
@@ -43,6 +49,14 @@ interface Lane<H> {
    * so it must not go idle for its poll interval (the wake-up would be lost).
    */
   wokenWhileBusy: boolean;
+  /** Acks waiting for this tick's batch (sources with `ackAndTake` only). */
+  acks: PendingAck<H>[];
+}
+
+/** An ack waiting to be written with the others of its tick. */
+interface PendingAck<H> extends AckToWrite<H> {
+  resolve(): void;
+  reject(error: unknown): void;
 }
 
 /**
@@ -81,6 +95,7 @@ export class ConsumeLoop<H> {
       retryAt: 0,
       idleUntil: 0,
       wokenWhileBusy: false,
+      acks: [],
     }));
     this.done = new Promise<void>((resolve, reject) => {
       this.#settle = (error) => (error === undefined ? resolve() : reject(error));
@@ -194,7 +209,7 @@ export class ConsumeLoop<H> {
   /** Delivers what a take found, or lets the lane idle until its next look. */
   #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>): void {
     if (messages.length > 0) {
-      this.#deliver(messages);
+      this.#deliver(lane, messages);
     } else if (!lane.wokenWhileBusy) {
       lane.idleUntil = Date.now() + toMs(lookAgainIn ?? this.#ctx.pollInterval);
     }
@@ -205,41 +220,62 @@ export class ConsumeLoop<H> {
   }
 
   /**
-   * Where the slot an ack frees would start a take anyway (the same rule as #pump, counting that
-   * slot free), a ready lane whose source can ack and take in one round trip, and how many.
+   * How many to take with `acks` acknowledgements on `lane`: where the slots they free would
+   * start a take anyway (the same rule as #pump, counting those slots free), else 0.
    */
-  #fusedTake(): { lane: Lane<H>; max: number } | undefined {
-    if (this.stopped) return undefined;
-    const { prefetch } = this.#options;
-    const free = prefetch - this.#count - this.#reserved + 1;
-    const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
-    if (free < 1 || (this.#count - 1 + this.#reserved > 0 && free < threshold)) return undefined;
+  #fusedTake(lane: Lane<H>, acks: number): number {
     const now = Date.now();
-    const lane = this.#lanes.find(
-      (l) => l.source.ackAndTake && !l.busy && l.retryAt <= now && l.idleUntil <= now,
-    );
-    return lane && { lane, max: Math.min(this.#ctx.maxBatch, free) };
+    if (this.stopped || lane.busy || lane.retryAt > now || lane.idleUntil > now) return 0;
+    const { prefetch } = this.#options;
+    const free = prefetch - this.#count - this.#reserved + acks;
+    const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
+    if (free < 1 || (this.#count - acks + this.#reserved > 0 && free < threshold)) return 0;
+    return Math.min(this.#ctx.maxBatch, free);
   }
 
-  /** Acknowledges `tag` (with `result`), taking in the same round trip where that helps. */
-  async #ack(tag: string, result?: PreparedStore): Promise<boolean> {
+  /** Acknowledges `tag` (with `result`): with the others of this tick where the source can. */
+  #ack(lane: Lane<H>, tag: string, result?: PreparedStore): Promise<boolean> {
     const { ledger, primitives } = this.#ctx;
-    const fused = this.#fusedTake();
-    if (!fused) return ledger.settleOnce(tag, (handle) => primitives.ack(handle, result));
-    const { lane, max } = fused;
-    this.#claim(lane, max);
-    let batch: TakeBatch<H> | undefined;
-    try {
-      return await ledger.settleOnce(tag, async (handle) => {
-        const request = { max, hurry: false, signal: this.#stopping.signal };
-        batch = await lane.source.ackAndTake!(handle, result, request);
-      });
-    } finally {
-      this.#release(lane, max);
-      if (batch) this.#took(lane, batch);
-      else this.#schedule();
+    if (!lane.source.ackAndTake) {
+      return ledger.settleOnce(tag, (handle) => primitives.ack(handle, result));
     }
+    return ledger.settleOnce(
+      tag,
+      (handle) =>
+        new Promise<void>((resolve, reject) => {
+          if (lane.acks.push({ handle, result, resolve, reject }) === 1) {
+            setImmediate(this.#flushAcks, lane);
+          }
+        }),
+    );
   }
+
+  /**
+   * Writes the acks gathered on `lane` in one round trip, taking messages in it where the slots
+   * they free would start a take anyway. Runs after the consumer stopped too: acks still go.
+   */
+  readonly #flushAcks = (lane: Lane<H>): void => {
+    const acks = lane.acks;
+    lane.acks = [];
+    const max = this.#fusedTake(lane, acks.length);
+    if (max > 0) this.#claim(lane, max);
+    const request = { max, hurry: false, signal: this.#stopping.signal };
+    lane.source.ackAndTake!(acks, request).then(
+      (batch) => {
+        for (const ack of acks) ack.resolve();
+        if (max === 0) return;
+        this.#release(lane, max);
+        this.#took(lane, batch);
+      },
+      (error: unknown) => {
+        // The ledger tries each ack again (or gives up on it); the take is simply not made.
+        for (const ack of acks) ack.reject(error);
+        if (max === 0) return;
+        this.#release(lane, max);
+        this.#schedule();
+      },
+    );
+  };
 
   #failed(lane: Lane<H>, error: unknown): void {
     if (this.stopped) return;
@@ -257,14 +293,14 @@ export class ConsumeLoop<H> {
   }
 
   /** Delivers what was taken; what the callback never sees goes back. */
-  #deliver(messages: readonly TakenMessage<H>[]): void {
+  #deliver(lane: Lane<H>, messages: readonly TakenMessage<H>[]): void {
     for (const [index, taken] of messages.entries()) {
       if (this.stopped) {
         // Stopped while taking, or from inside the callback: the rest go back.
         this.#handBack(messages.slice(index));
         return;
       }
-      const delivery = this.#register(taken);
+      const delivery = this.#register(lane, taken);
       try {
         this.#onDelivery(delivery);
       } catch (error) {
@@ -281,7 +317,7 @@ export class ConsumeLoop<H> {
     void this.#ctx.track(this.#ctx.handBack(rest.map((taken) => taken.handle)));
   }
 
-  #register(taken: TakenMessage<H>): Delivery {
+  #register(lane: Lane<H>, taken: TakenMessage<H>): Delivery {
     const { ledger, primitives } = this.#ctx;
     const tag = taken.deliveryTag ?? randomUUID();
     this.#count++;
@@ -293,7 +329,7 @@ export class ConsumeLoop<H> {
       queue: taken.queue,
       deliveryTag: tag,
       redelivered: taken.redelivered,
-      ack: async () => void (await this.#ack(tag)),
+      ack: async () => void (await this.#ack(lane, tag)),
       reject: ({ requeue, reason }: { requeue: boolean; reason?: string }) =>
         ledger.settle(tag, (handle) =>
           requeue
@@ -302,7 +338,7 @@ export class ConsumeLoop<H> {
         ),
       ...(primitives.carries && {
         ackWithResult: (result: PreparedStore) =>
-          primitives.carries!(result) ? this.#ack(tag, result) : Promise.resolve(false),
+          primitives.carries!(result) ? this.#ack(lane, tag, result) : Promise.resolve(false),
       }),
     };
     const bytes = oversize(taken.raw, this.#ctx.maxMessageBytes);
