@@ -68,6 +68,26 @@ function refusalArgs(options: TakeSourceOptions): (now: number) => (string | num
 }
 
 /**
+ * The take script's acks (see TAKE): their count and each one's tag, result and expiry pushed on
+ * `args`; returns the keys with the result keys after them.
+ */
+function withAcks(
+  acks: readonly AckToWrite<Held>[],
+  server: string,
+  keys: readonly string[],
+  args: (string | number)[],
+): string[] {
+  const withResults = [...keys];
+  args.push(acks.length);
+  for (const { handle, result } of acks) {
+    const write = resultWriteFor(result, server);
+    if (write) withResults.push(write.key);
+    args.push(handle.tag, write?.value ?? "", write?.ttlMs ?? 0);
+  }
+  return withResults;
+}
+
+/**
  * One consumer's source: takes from its queues' lists (every priority step, round-robin over
  * the queues as kombu does) and records the messages as unacked, atomically, in one script.
  */
@@ -106,16 +126,8 @@ export function createTakeSource(options: TakeSourceOptions): MessageSource<Held
     const now = Date.now();
     const args = [now / 1000, room, ...fixedArgs, ...cycle, ...queueJson, tagBase, first];
     args.push(...consumerArgs, ...refusal(now));
-    let keysOfTake = scriptKeys;
-    if (acks.length > 0) {
-      keysOfTake = [...scriptKeys];
-      args.push(acks.length);
-      for (const { handle, result } of acks) {
-        const write = resultWriteFor(result, options.server);
-        if (write) keysOfTake.push(write.key);
-        args.push(handle.tag, write?.value ?? "", write?.ttlMs ?? 0);
-      }
-    }
+    const keysOfTake =
+      acks.length > 0 ? withAcks(acks, options.server, scriptKeys, args) : scriptKeys;
     const flat = (await runScript(take.client, TAKE, keysOfTake, args)) as (number | string)[];
     const messages: TakenMessage<Held>[] = [];
     for (let i = 1; i + 1 < flat.length; i += 2) {
