@@ -37,7 +37,14 @@ export interface LoopContext<H> {
 
 interface Lane<H> {
   source: MessageSource<H>;
-  busy: boolean;
+  /** Takes under way. */
+  takes: number;
+  /**
+   * How many takes may be under way at once: 2 where the source can ack and take in one round
+   * trip (each then takes at most half the prefetch, so that the worker runs one batch while the
+   * broker answers the next), else 1.
+   */
+  depth: number;
   lastTakenAt: number;
   failures: number;
   /** Backing off after a failure until then (epoch ms); a wake-up does not end it. */
@@ -71,9 +78,19 @@ export class ConsumeLoop<H> {
   readonly #stopping = new AbortController();
   readonly #unsubscribes: (() => void)[] = [];
   #count = 0;
+  /**
+   * Of those, the ones whose ack is on its way in an `ackAndTake` (first try or a retry): their
+   * slots are free for takes already, as a broker's prefetch frees a slot when the ack arrives.
+   * A failed write holds its slot again until it is tried again.
+   */
+  #acking = 0;
   /** Prefetch slots promised to takes under way. */
   #reserved = 0;
   #scheduled = false;
+  /** Numbers the takes in the order they are sent (which is the order the broker runs them). */
+  #takesSent = 0;
+  /** Taken after the stop (or not seen by a throwing callback), by take: handed back together. */
+  #leftovers: { take: number; rest: readonly TakenMessage<H>[] }[] = [];
   #timer: NodeJS.Timeout | undefined;
   #settle: ((error?: unknown) => void) | undefined;
   readonly done: Promise<void>;
@@ -89,7 +106,8 @@ export class ConsumeLoop<H> {
     this.#options = options;
     this.#lanes = sources.map((source) => ({
       source,
-      busy: false,
+      takes: 0,
+      depth: source.ackAndTake ? 2 : 1,
       lastTakenAt: 0,
       failures: 0,
       retryAt: 0,
@@ -135,7 +153,7 @@ export class ConsumeLoop<H> {
   readonly wake = (): void => {
     for (const lane of this.#lanes) {
       lane.idleUntil = 0;
-      if (lane.busy) lane.wokenWhileBusy = true;
+      if (lane.takes > 0) lane.wokenWhileBusy = true;
     }
     this.#schedule();
   };
@@ -154,25 +172,27 @@ export class ConsumeLoop<H> {
     if (this.stopped) return;
     const { prefetch } = this.#options;
     const now = Date.now();
-    let free = prefetch - this.#count - this.#reserved;
+    const held = this.#count - this.#acking;
+    let free = prefetch - held - this.#reserved;
     // Nearly full: a settled delivery wakes us. Taking once a quarter of the prefetch is free
     // (or nothing is held) turns one round trip per message into one per batch.
     const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
-    if (this.#count + this.#reserved > 0 && free < threshold) return;
-    const idle = this.#lanes.filter((l) => !l.busy).sort((a, b) => a.lastTakenAt - b.lastTakenAt);
+    if (held + this.#reserved > 0 && free < threshold) return;
+    const idle = this.#lanes
+      .filter((l) => l.takes < l.depth)
+      .sort((a, b) => a.lastTakenAt - b.lastTakenAt);
     const ready = idle.filter((l) => l.retryAt <= now && l.idleUntil <= now);
     // More lanes than free slots: take briefly, so that the others get their turn soon.
     const hurry = ready.length > free;
     for (const [index, lane] of ready.entries()) {
       if (free <= 0) break;
-      const max = Math.min(
-        this.#ctx.maxBatch,
-        Math.max(1, Math.floor(free / (ready.length - index))),
-      );
+      const max = Math.min(this.#cap(lane), Math.max(1, Math.floor(free / (ready.length - index))));
       free -= max;
       // Reserves its slots at once (before its first await).
       void this.#ctx.track(this.#take(lane, max, hurry));
     }
+    // A lane that may run another take at once gets it on the next tick, where there is room.
+    if (ready.some((l) => l.takes > 0 && l.takes < l.depth) && free > 0) this.#schedule();
     const waits = idle.map((l) => Math.max(l.retryAt, l.idleUntil)).filter((at) => at > now);
     if (waits.length > 0 && free > 0) {
       this.#timer = setTimeout(this.#pump, Math.min(...waits) - now);
@@ -180,36 +200,43 @@ export class ConsumeLoop<H> {
   };
 
   async #take(lane: Lane<H>, max: number, hurry: boolean): Promise<void> {
-    this.#claim(lane, max);
+    const take = this.#claim(lane, max);
     let batch: TakeBatch<H>;
     try {
       batch = await lane.source.take({ max, hurry, signal: this.#stopping.signal });
       lane.failures = 0;
     } catch (error) {
       this.#release(lane, max);
+      this.#handBackLeftovers();
       return this.#failed(lane, error);
     }
     this.#release(lane, max);
-    this.#took(lane, batch);
+    this.#took(lane, batch, take);
   }
 
-  /** A take of up to `max` begins on `lane`: the lane is busy and the slots promised to it. */
-  #claim(lane: Lane<H>, max: number): void {
-    lane.busy = true;
+  /** The most one take on `lane` asks for. */
+  #cap(lane: Lane<H>): number {
+    return Math.min(this.#ctx.maxBatch, Math.ceil(this.#options.prefetch / lane.depth));
+  }
+
+  /** A take of up to `max` begins on `lane`: the slots are promised to it. Returns its number. */
+  #claim(lane: Lane<H>, max: number): number {
+    lane.takes++;
     lane.wokenWhileBusy = false;
     this.#reserved += max;
+    return this.#takesSent++;
   }
 
   #release(lane: Lane<H>, max: number): void {
-    lane.busy = false;
+    lane.takes--;
     lane.lastTakenAt = Date.now();
     this.#reserved -= max;
   }
 
   /** Delivers what a take found, or lets the lane idle until its next look. */
-  #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>): void {
+  #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>, take: number): void {
     if (messages.length > 0) {
-      this.#deliver(lane, messages);
+      this.#deliver(lane, messages, take);
     } else if (!lane.wokenWhileBusy) {
       lane.idleUntil = Date.now() + toMs(lookAgainIn ?? this.#ctx.pollInterval);
     }
@@ -217,20 +244,23 @@ export class ConsumeLoop<H> {
     // to see: the lane stays ready (idleUntil 0, as wake() left it) rather than going idle.
     // Something taken: look again at once (the callback may have raised the prefetch).
     this.#schedule();
+    this.#handBackLeftovers();
   }
 
   /**
-   * How many to take with `acks` acknowledgements on `lane`: where the slots they free would
-   * start a take anyway (the same rule as #pump, counting those slots free), else 0.
+   * How many to take with the acks about to go on `lane`: where the slots free (theirs included)
+   * would start a take anyway (the same rule as #pump), else 0.
    */
-  #fusedTake(lane: Lane<H>, acks: number): number {
+  #fusedTake(lane: Lane<H>): number {
     const now = Date.now();
-    if (this.stopped || lane.busy || lane.retryAt > now || lane.idleUntil > now) return 0;
+    if (this.stopped || lane.takes >= lane.depth) return 0;
+    if (lane.retryAt > now || lane.idleUntil > now) return 0;
     const { prefetch } = this.#options;
-    const free = prefetch - this.#count - this.#reserved + acks;
+    const held = this.#count - this.#acking;
+    const free = prefetch - held - this.#reserved;
     const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
-    if (free < 1 || (this.#count - acks + this.#reserved > 0 && free < threshold)) return 0;
-    return Math.min(this.#ctx.maxBatch, free);
+    if (free < 1 || (held + this.#reserved > 0 && free < threshold)) return 0;
+    return Math.min(this.#cap(lane), free);
   }
 
   /** Acknowledges `tag` (with `result`): with the others of this tick where the source can. */
@@ -257,22 +287,27 @@ export class ConsumeLoop<H> {
   readonly #flushAcks = (lane: Lane<H>): void => {
     const acks = lane.acks;
     lane.acks = [];
-    const max = this.#fusedTake(lane, acks.length);
-    if (max > 0) this.#claim(lane, max);
+    this.#acking += acks.length;
+    const max = this.#fusedTake(lane);
+    const take = max > 0 ? this.#claim(lane, max) : -1;
     const request = { max, hurry: false, signal: this.#stopping.signal };
     lane.source.ackAndTake!(acks, request).then(
       (batch) => {
+        this.#acking -= acks.length;
         for (const ack of acks) ack.resolve();
         if (max === 0) return;
         this.#release(lane, max);
-        this.#took(lane, batch);
+        this.#took(lane, batch, take);
       },
       (error: unknown) => {
-        // The ledger tries each ack again (or gives up on it); the take is simply not made.
+        // The ledger tries each ack again (its slot held meanwhile) or gives up on it; the take
+        // is simply not made.
+        this.#acking -= acks.length;
         for (const ack of acks) ack.reject(error);
         if (max === 0) return;
         this.#release(lane, max);
         this.#schedule();
+        this.#handBackLeftovers();
       },
     );
   };
@@ -293,11 +328,11 @@ export class ConsumeLoop<H> {
   }
 
   /** Delivers what was taken; what the callback never sees goes back. */
-  #deliver(lane: Lane<H>, messages: readonly TakenMessage<H>[]): void {
+  #deliver(lane: Lane<H>, messages: readonly TakenMessage<H>[], take: number): void {
     for (const [index, taken] of messages.entries()) {
       if (this.stopped) {
         // Stopped while taking, or from inside the callback: the rest go back.
-        this.#handBack(messages.slice(index));
+        this.#handBack(messages.slice(index), take);
         return;
       }
       const delivery = this.#register(lane, taken);
@@ -305,16 +340,27 @@ export class ConsumeLoop<H> {
         this.#onDelivery(delivery);
       } catch (error) {
         // A throwing callback ends this consumer; the messages it never saw go back.
-        this.#handBack(messages.slice(index + 1));
+        this.#handBack(messages.slice(index + 1), take);
         this.stop(error);
         return;
       }
     }
   }
 
-  #handBack(rest: readonly TakenMessage<H>[]): void {
+  #handBack(rest: readonly TakenMessage<H>[], take: number): void {
     if (rest.length === 0 || this.#ctx.forced()) return;
-    void this.#ctx.track(this.#ctx.handBack(rest.map((taken) => taken.handle)));
+    this.#leftovers.push({ take, rest });
+  }
+
+  /**
+   * Once no take is under way, hands back what was left over, in the order it was taken: each
+   * goes back to the front of its queue, so a later take's must not go back before an earlier's.
+   */
+  #handBackLeftovers(): void {
+    if (this.#leftovers.length === 0 || this.#lanes.some((lane) => lane.takes > 0)) return;
+    const all = this.#leftovers.sort((a, b) => a.take - b.take).flatMap(({ rest }) => rest);
+    this.#leftovers = [];
+    void this.#ctx.track(this.#ctx.handBack(all.map((taken) => taken.handle)));
   }
 
   #register(lane: Lane<H>, taken: TakenMessage<H>): Delivery {
