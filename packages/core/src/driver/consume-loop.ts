@@ -58,6 +58,8 @@ interface Lane<H> {
   wokenWhileBusy: boolean;
   /** Acks waiting for this tick's batch (sources with `ackAndTake` only). */
   acks: PendingAck<H>[];
+  /** Taken after the stop (or not seen by a throwing callback), by take: handed back together. */
+  leftovers: { take: number; rest: readonly TakenMessage<H>[] }[];
 }
 
 /** An ack waiting to be written with the others of its tick. */
@@ -89,8 +91,6 @@ export class ConsumeLoop<H> {
   #scheduled = false;
   /** Numbers the takes in the order they are sent (which is the order the broker runs them). */
   #takesSent = 0;
-  /** Taken after the stop (or not seen by a throwing callback), by take: handed back together. */
-  #leftovers: { take: number; rest: readonly TakenMessage<H>[] }[] = [];
   #timer: NodeJS.Timeout | undefined;
   #settle: ((error?: unknown) => void) | undefined;
   readonly done: Promise<void>;
@@ -114,6 +114,7 @@ export class ConsumeLoop<H> {
       idleUntil: 0,
       wokenWhileBusy: false,
       acks: [],
+      leftovers: [],
     }));
     this.done = new Promise<void>((resolve, reject) => {
       this.#settle = (error) => (error === undefined ? resolve() : reject(error));
@@ -207,7 +208,7 @@ export class ConsumeLoop<H> {
       lane.failures = 0;
     } catch (error) {
       this.#release(lane, max);
-      this.#handBackLeftovers();
+      this.#handBackLeftovers(lane);
       return this.#failed(lane, error);
     }
     this.#release(lane, max);
@@ -244,7 +245,7 @@ export class ConsumeLoop<H> {
     // to see: the lane stays ready (idleUntil 0, as wake() left it) rather than going idle.
     // Something taken: look again at once (the callback may have raised the prefetch).
     this.#schedule();
-    this.#handBackLeftovers();
+    this.#handBackLeftovers(lane);
   }
 
   /**
@@ -291,7 +292,13 @@ export class ConsumeLoop<H> {
     const max = this.#fusedTake(lane);
     const take = max > 0 ? this.#claim(lane, max) : -1;
     const request = { max, hurry: false, signal: this.#stopping.signal };
-    lane.source.ackAndTake!(acks, request).then(
+    let written: Promise<TakeBatch<H>>;
+    try {
+      written = lane.source.ackAndTake!(acks, request);
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    written.then(
       (batch) => {
         this.#acking -= acks.length;
         for (const ack of acks) ack.resolve();
@@ -307,7 +314,7 @@ export class ConsumeLoop<H> {
         if (max === 0) return;
         this.#release(lane, max);
         this.#schedule();
-        this.#handBackLeftovers();
+        this.#handBackLeftovers(lane);
       },
     );
   };
@@ -332,7 +339,7 @@ export class ConsumeLoop<H> {
     for (const [index, taken] of messages.entries()) {
       if (this.stopped) {
         // Stopped while taking, or from inside the callback: the rest go back.
-        this.#handBack(messages.slice(index), take);
+        this.#handBack(lane, messages.slice(index), take);
         return;
       }
       const delivery = this.#register(lane, taken);
@@ -340,26 +347,26 @@ export class ConsumeLoop<H> {
         this.#onDelivery(delivery);
       } catch (error) {
         // A throwing callback ends this consumer; the messages it never saw go back.
-        this.#handBack(messages.slice(index + 1), take);
+        this.#handBack(lane, messages.slice(index + 1), take);
         this.stop(error);
         return;
       }
     }
   }
 
-  #handBack(rest: readonly TakenMessage<H>[], take: number): void {
+  #handBack(lane: Lane<H>, rest: readonly TakenMessage<H>[], take: number): void {
     if (rest.length === 0 || this.#ctx.forced()) return;
-    this.#leftovers.push({ take, rest });
+    lane.leftovers.push({ take, rest });
   }
 
   /**
-   * Once no take is under way, hands back what was left over, in the order it was taken: each
-   * goes back to the front of its queue, so a later take's must not go back before an earlier's.
+   * Once no take is under way on `lane`, hands back what was left over, in the order it was
+   * taken: each goes back to the front of its queue, so a later take's must not go back first.
    */
-  #handBackLeftovers(): void {
-    if (this.#leftovers.length === 0 || this.#lanes.some((lane) => lane.takes > 0)) return;
-    const all = this.#leftovers.sort((a, b) => a.take - b.take).flatMap(({ rest }) => rest);
-    this.#leftovers = [];
+  #handBackLeftovers(lane: Lane<H>): void {
+    if (lane.leftovers.length === 0 || lane.takes > 0) return;
+    const all = lane.leftovers.sort((a, b) => a.take - b.take).flatMap(({ rest }) => rest);
+    lane.leftovers = [];
     void this.#ctx.track(this.#ctx.handBack(all.map((taken) => taken.handle)));
   }
 
