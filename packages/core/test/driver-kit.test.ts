@@ -358,6 +358,45 @@ describe("the driver kit: consuming", () => {
     await kit.close();
   });
 
+  it("runs two takes at once, each of half the prefetch, where the source can ack and take in one call; what they bring after a stop goes back in the order taken", async () => {
+    const broker = new MemoryBroker();
+    const asked: number[] = [];
+    const gates: (() => void)[] = [];
+    const handedBack: Handle[][] = [];
+    const kit = kitTransport(broker, {
+      open: (queues) => {
+        const source = memoryPrimitives(broker).open(queues) as MessageSource<Handle>;
+        return {
+          ...source,
+          take: async (request) => {
+            asked.push(request.max);
+            const found = await source.take(request);
+            await new Promise<void>((resolve) => gates.push(resolve));
+            return found;
+          },
+          ackAndTake: async (_acks, request) =>
+            request.max > 0 ? source.take(request) : { messages: [] },
+        };
+      },
+      handBack: async (handles) => void handedBack.push([...handles]),
+    });
+    for (let n = 0; n < 4; n++) broker.push("q", `m${n}`);
+    const c = consumer(kit, ["q"], 4);
+    await until(() => gates.length === 2, 10_000, "two takes under way");
+    expect(asked).toEqual([2, 2]);
+    c.abort.abort();
+    // The later take answers first: still, the earlier one's messages go back first.
+    gates[1]!();
+    // Past its answer (a few ticks): nothing went back yet.
+    for (let tick = 0; tick < 5; tick++) await new Promise((resolve) => setImmediate(resolve));
+    expect(handedBack).toEqual([]);
+    gates[0]!();
+    await until(() => handedBack.length === 1, 10_000, "the hand-back");
+    expect(handedBack[0]!.map((h) => h.raw)).toEqual(["m0", "m1", "m2", "m3"]);
+    expect(c.deliveries).toHaveLength(0);
+    await kit.close();
+  });
+
   it("renews leases every third of the visibility timeout while deliveries are outstanding", async () => {
     const broker = new MemoryBroker();
     const renewals: number[] = [];
