@@ -27,6 +27,7 @@ export type {
   DriverPrimitives,
   MessageSource,
   TakeBatch,
+  AckToWrite,
   TakeRequest,
   TakenMessage,
 } from "./driver/primitives.ts";

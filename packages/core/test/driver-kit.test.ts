@@ -48,7 +48,7 @@ async function until(check: () => boolean, ms = 10_000, what = "the condition"):
 function kitTransport(
   broker: MemoryBroker,
   override: Partial<DriverPrimitives<Handle>> = {},
-  options: { visibilityTimeout?: number } = {},
+  options: { visibilityTimeout?: number; batchWhenBusy?: boolean } = {},
 ) {
   const kit = createConsumerKit<Handle>({
     pkg: "test",
@@ -292,10 +292,10 @@ describe("the driver kit: consuming", () => {
             calls.push(`take ${request.max}`);
             return source.take(request);
           },
-          ackAndTake: async (_handle, result, request) => {
-            calls.push(`ackAndTake ${request.max}`);
-            results.push(result);
-            return source.take(request);
+          ackAndTake: async (acks, request) => {
+            calls.push(`ackAndTake ${acks.length} ${request.max}`);
+            results.push(...acks.map((ack) => ack.result));
+            return request.max > 0 ? source.take(request) : { messages: [] };
           },
         };
       },
@@ -316,10 +316,84 @@ describe("the driver kit: consuming", () => {
     await c.deliveries[1]!.ack();
     await until(() => c.deliveries.length === 3, 10_000, "the third");
     await c.deliveries[2]!.ack();
-    expect(calls).toEqual(["take 1", "ackAndTake 1", "ackAndTake 1", "ackAndTake 1"]);
+    expect(calls).toEqual(["take 1", "ackAndTake 1 1", "ackAndTake 1 1", "ackAndTake 1 1"]);
     expect(results).toEqual([{ taskId: "here" }, undefined, undefined]);
     expect(kit.outstanding()).toHaveLength(0);
     c.abort.abort();
+    await kit.close();
+  });
+
+  it("writes the acks of one tick in one ackAndTake, taking with them only where the slots they free would take anyway", async () => {
+    const broker = new MemoryBroker();
+    const calls: string[] = [];
+    const kit = kitTransport(
+      broker,
+      {
+        open: (queues) => {
+          const source = memoryPrimitives(broker).open(queues) as MessageSource<Handle>;
+          return {
+            ...source,
+            ackAndTake: async (acks, request) => {
+              calls.push(`ackAndTake ${acks.length} ${request.max}`);
+              return request.max > 0 ? source.take(request) : { messages: [] };
+            },
+          };
+        },
+      },
+      { batchWhenBusy: true },
+    );
+    for (let n = 0; n < 12; n++) broker.push("q", `m${n}`);
+    const c = consumer(kit, ["q"], 8);
+    await until(() => c.deliveries.length === 8, 10_000, "the first eight");
+    // One ack frees one slot of eight, under a quarter: written alone, nothing taken.
+    await c.deliveries[0]!.ack();
+    expect(calls).toEqual(["ackAndTake 1 0"]);
+    // Three acks in one tick: one call, which takes the four slots free then.
+    await Promise.all(c.deliveries.slice(1, 4).map((d) => d.ack()));
+    expect(calls).toEqual(["ackAndTake 1 0", "ackAndTake 3 4"]);
+    await until(() => c.deliveries.length === 12, 10_000, "four more, taken with the acks");
+    await Promise.all(c.deliveries.slice(4).map((d) => d.ack()));
+    expect(kit.outstanding()).toHaveLength(0);
+    c.abort.abort();
+    await kit.close();
+  });
+
+  it("runs two takes at once, each of half the prefetch, where the source can ack and take in one call; what they bring after a stop goes back in the order taken", async () => {
+    const broker = new MemoryBroker();
+    const asked: number[] = [];
+    const gates: (() => void)[] = [];
+    const handedBack: Handle[][] = [];
+    const kit = kitTransport(broker, {
+      open: (queues) => {
+        const source = memoryPrimitives(broker).open(queues) as MessageSource<Handle>;
+        return {
+          ...source,
+          take: async (request) => {
+            asked.push(request.max);
+            const found = await source.take(request);
+            await new Promise<void>((resolve) => gates.push(resolve));
+            return found;
+          },
+          ackAndTake: async (_acks, request) =>
+            request.max > 0 ? source.take(request) : { messages: [] },
+        };
+      },
+      handBack: async (handles) => void handedBack.push([...handles]),
+    });
+    for (let n = 0; n < 4; n++) broker.push("q", `m${n}`);
+    const c = consumer(kit, ["q"], 4);
+    await until(() => gates.length === 2, 10_000, "two takes under way");
+    expect(asked).toEqual([2, 2]);
+    c.abort.abort();
+    // The later take answers first: still, the earlier one's messages go back first.
+    gates[1]!();
+    // Past its answer (a few ticks): nothing went back yet.
+    for (let tick = 0; tick < 5; tick++) await new Promise((resolve) => setImmediate(resolve));
+    expect(handedBack).toEqual([]);
+    gates[0]!();
+    await until(() => handedBack.length === 1, 10_000, "the hand-back");
+    expect(handedBack[0]!.map((h) => h.raw)).toEqual(["m0", "m1", "m2", "m3"]);
+    expect(c.deliveries).toHaveLength(0);
     await kit.close();
   });
 

@@ -8,7 +8,13 @@ import { toMs } from "./durations.ts";
 import { oversize, oversizeReason, taskIdOf } from "./dead-letters.ts";
 import type { Ledger } from "./ledger.ts";
 import type { PreparedStore } from "../result-backend.ts";
-import type { DriverPrimitives, MessageSource, TakeBatch, TakenMessage } from "./primitives.ts";
+import type {
+  AckToWrite,
+  DriverPrimitives,
+  MessageSource,
+  TakeBatch,
+  TakenMessage,
+} from "./primitives.ts";
 
 /** What one consume() needs from its kit. */
 export interface LoopContext<H> {
@@ -31,7 +37,14 @@ export interface LoopContext<H> {
 
 interface Lane<H> {
   source: MessageSource<H>;
-  busy: boolean;
+  /** Takes under way. */
+  takes: number;
+  /**
+   * How many takes may be under way at once: 2 where the source can ack and take in one round
+   * trip (each then takes at most half the prefetch, so that the worker runs one batch while the
+   * broker answers the next), else 1.
+   */
+  depth: number;
   lastTakenAt: number;
   failures: number;
   /** Backing off after a failure until then (epoch ms); a wake-up does not end it. */
@@ -43,6 +56,16 @@ interface Lane<H> {
    * so it must not go idle for its poll interval (the wake-up would be lost).
    */
   wokenWhileBusy: boolean;
+  /** Acks waiting for this tick's batch (sources with `ackAndTake` only). */
+  acks: PendingAck<H>[];
+  /** Taken after the stop (or not seen by a throwing callback), by take: handed back together. */
+  leftovers: { take: number; rest: readonly TakenMessage<H>[] }[];
+}
+
+/** An ack waiting to be written with the others of its tick. */
+interface PendingAck<H> extends AckToWrite<H> {
+  resolve(): void;
+  reject(error: unknown): void;
 }
 
 /**
@@ -57,9 +80,17 @@ export class ConsumeLoop<H> {
   readonly #stopping = new AbortController();
   readonly #unsubscribes: (() => void)[] = [];
   #count = 0;
+  /**
+   * Of those, the ones whose ack is on its way in an `ackAndTake` (first try or a retry): their
+   * slots are free for takes already, as a broker's prefetch frees a slot when the ack arrives.
+   * A failed write holds its slot again until it is tried again.
+   */
+  #acking = 0;
   /** Prefetch slots promised to takes under way. */
   #reserved = 0;
   #scheduled = false;
+  /** Numbers the takes in the order they are sent (which is the order the broker runs them). */
+  #takesSent = 0;
   #timer: NodeJS.Timeout | undefined;
   #settle: ((error?: unknown) => void) | undefined;
   readonly done: Promise<void>;
@@ -75,12 +106,15 @@ export class ConsumeLoop<H> {
     this.#options = options;
     this.#lanes = sources.map((source) => ({
       source,
-      busy: false,
+      takes: 0,
+      depth: source.ackAndTake ? 2 : 1,
       lastTakenAt: 0,
       failures: 0,
       retryAt: 0,
       idleUntil: 0,
       wokenWhileBusy: false,
+      acks: [],
+      leftovers: [],
     }));
     this.done = new Promise<void>((resolve, reject) => {
       this.#settle = (error) => (error === undefined ? resolve() : reject(error));
@@ -120,7 +154,7 @@ export class ConsumeLoop<H> {
   readonly wake = (): void => {
     for (const lane of this.#lanes) {
       lane.idleUntil = 0;
-      if (lane.busy) lane.wokenWhileBusy = true;
+      if (lane.takes > 0) lane.wokenWhileBusy = true;
     }
     this.#schedule();
   };
@@ -139,25 +173,27 @@ export class ConsumeLoop<H> {
     if (this.stopped) return;
     const { prefetch } = this.#options;
     const now = Date.now();
-    let free = prefetch - this.#count - this.#reserved;
+    const held = this.#count - this.#acking;
+    let free = prefetch - held - this.#reserved;
     // Nearly full: a settled delivery wakes us. Taking once a quarter of the prefetch is free
     // (or nothing is held) turns one round trip per message into one per batch.
     const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
-    if (this.#count + this.#reserved > 0 && free < threshold) return;
-    const idle = this.#lanes.filter((l) => !l.busy).sort((a, b) => a.lastTakenAt - b.lastTakenAt);
+    if (held + this.#reserved > 0 && free < threshold) return;
+    const idle = this.#lanes
+      .filter((l) => l.takes < l.depth)
+      .sort((a, b) => a.lastTakenAt - b.lastTakenAt);
     const ready = idle.filter((l) => l.retryAt <= now && l.idleUntil <= now);
     // More lanes than free slots: take briefly, so that the others get their turn soon.
     const hurry = ready.length > free;
     for (const [index, lane] of ready.entries()) {
       if (free <= 0) break;
-      const max = Math.min(
-        this.#ctx.maxBatch,
-        Math.max(1, Math.floor(free / (ready.length - index))),
-      );
+      const max = Math.min(this.#cap(lane), Math.max(1, Math.floor(free / (ready.length - index))));
       free -= max;
       // Reserves its slots at once (before its first await).
       void this.#ctx.track(this.#take(lane, max, hurry));
     }
+    // A lane that may run another take at once gets it on the next tick, where there is room.
+    if (ready.some((l) => l.takes > 0 && l.takes < l.depth) && free > 0) this.#schedule();
     const waits = idle.map((l) => Math.max(l.retryAt, l.idleUntil)).filter((at) => at > now);
     if (waits.length > 0 && free > 0) {
       this.#timer = setTimeout(this.#pump, Math.min(...waits) - now);
@@ -165,36 +201,43 @@ export class ConsumeLoop<H> {
   };
 
   async #take(lane: Lane<H>, max: number, hurry: boolean): Promise<void> {
-    this.#claim(lane, max);
+    const take = this.#claim(lane, max);
     let batch: TakeBatch<H>;
     try {
       batch = await lane.source.take({ max, hurry, signal: this.#stopping.signal });
       lane.failures = 0;
     } catch (error) {
       this.#release(lane, max);
+      this.#handBackLeftovers(lane);
       return this.#failed(lane, error);
     }
     this.#release(lane, max);
-    this.#took(lane, batch);
+    this.#took(lane, batch, take);
   }
 
-  /** A take of up to `max` begins on `lane`: the lane is busy and the slots promised to it. */
-  #claim(lane: Lane<H>, max: number): void {
-    lane.busy = true;
+  /** The most one take on `lane` asks for. */
+  #cap(lane: Lane<H>): number {
+    return Math.min(this.#ctx.maxBatch, Math.ceil(this.#options.prefetch / lane.depth));
+  }
+
+  /** A take of up to `max` begins on `lane`: the slots are promised to it. Returns its number. */
+  #claim(lane: Lane<H>, max: number): number {
+    lane.takes++;
     lane.wokenWhileBusy = false;
     this.#reserved += max;
+    return this.#takesSent++;
   }
 
   #release(lane: Lane<H>, max: number): void {
-    lane.busy = false;
+    lane.takes--;
     lane.lastTakenAt = Date.now();
     this.#reserved -= max;
   }
 
   /** Delivers what a take found, or lets the lane idle until its next look. */
-  #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>): void {
+  #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>, take: number): void {
     if (messages.length > 0) {
-      this.#deliver(messages);
+      this.#deliver(lane, messages, take);
     } else if (!lane.wokenWhileBusy) {
       lane.idleUntil = Date.now() + toMs(lookAgainIn ?? this.#ctx.pollInterval);
     }
@@ -202,44 +245,79 @@ export class ConsumeLoop<H> {
     // to see: the lane stays ready (idleUntil 0, as wake() left it) rather than going idle.
     // Something taken: look again at once (the callback may have raised the prefetch).
     this.#schedule();
+    this.#handBackLeftovers(lane);
   }
 
   /**
-   * Where the slot an ack frees would start a take anyway (the same rule as #pump, counting that
-   * slot free), a ready lane whose source can ack and take in one round trip, and how many.
+   * How many to take with the acks about to go on `lane`: where the slots free (theirs included)
+   * would start a take anyway (the same rule as #pump), else 0.
    */
-  #fusedTake(): { lane: Lane<H>; max: number } | undefined {
-    if (this.stopped) return undefined;
-    const { prefetch } = this.#options;
-    const free = prefetch - this.#count - this.#reserved + 1;
-    const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
-    if (free < 1 || (this.#count - 1 + this.#reserved > 0 && free < threshold)) return undefined;
+  #fusedTake(lane: Lane<H>): number {
     const now = Date.now();
-    const lane = this.#lanes.find(
-      (l) => l.source.ackAndTake && !l.busy && l.retryAt <= now && l.idleUntil <= now,
-    );
-    return lane && { lane, max: Math.min(this.#ctx.maxBatch, free) };
+    if (this.stopped || lane.takes >= lane.depth) return 0;
+    if (lane.retryAt > now || lane.idleUntil > now) return 0;
+    const { prefetch } = this.#options;
+    const held = this.#count - this.#acking;
+    const free = prefetch - held - this.#reserved;
+    const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
+    if (free < 1 || (held + this.#reserved > 0 && free < threshold)) return 0;
+    return Math.min(this.#cap(lane), free);
   }
 
-  /** Acknowledges `tag` (with `result`), taking in the same round trip where that helps. */
-  async #ack(tag: string, result?: PreparedStore): Promise<boolean> {
+  /** Acknowledges `tag` (with `result`): with the others of this tick where the source can. */
+  #ack(lane: Lane<H>, tag: string, result?: PreparedStore): Promise<boolean> {
     const { ledger, primitives } = this.#ctx;
-    const fused = this.#fusedTake();
-    if (!fused) return ledger.settleOnce(tag, (handle) => primitives.ack(handle, result));
-    const { lane, max } = fused;
-    this.#claim(lane, max);
-    let batch: TakeBatch<H> | undefined;
-    try {
-      return await ledger.settleOnce(tag, async (handle) => {
-        const request = { max, hurry: false, signal: this.#stopping.signal };
-        batch = await lane.source.ackAndTake!(handle, result, request);
-      });
-    } finally {
-      this.#release(lane, max);
-      if (batch) this.#took(lane, batch);
-      else this.#schedule();
+    if (!lane.source.ackAndTake) {
+      return ledger.settleOnce(tag, (handle) => primitives.ack(handle, result));
     }
+    return ledger.settleOnce(
+      tag,
+      (handle) =>
+        new Promise<void>((resolve, reject) => {
+          if (lane.acks.push({ handle, result, resolve, reject }) === 1) {
+            setImmediate(this.#flushAcks, lane);
+          }
+        }),
+    );
   }
+
+  /**
+   * Writes the acks gathered on `lane` in one round trip, taking messages in it where the slots
+   * they free would start a take anyway. Runs after the consumer stopped too: acks still go.
+   */
+  readonly #flushAcks = (lane: Lane<H>): void => {
+    const acks = lane.acks;
+    lane.acks = [];
+    this.#acking += acks.length;
+    const max = this.#fusedTake(lane);
+    const take = max > 0 ? this.#claim(lane, max) : -1;
+    const request = { max, hurry: false, signal: this.#stopping.signal };
+    let written: Promise<TakeBatch<H>>;
+    try {
+      written = lane.source.ackAndTake!(acks, request);
+    } catch (error) {
+      written = Promise.reject(error);
+    }
+    written.then(
+      (batch) => {
+        this.#acking -= acks.length;
+        for (const ack of acks) ack.resolve();
+        if (max === 0) return;
+        this.#release(lane, max);
+        this.#took(lane, batch, take);
+      },
+      (error: unknown) => {
+        // The ledger tries each ack again (its slot held meanwhile) or gives up on it; the take
+        // is simply not made.
+        this.#acking -= acks.length;
+        for (const ack of acks) ack.reject(error);
+        if (max === 0) return;
+        this.#release(lane, max);
+        this.#schedule();
+        this.#handBackLeftovers(lane);
+      },
+    );
+  };
 
   #failed(lane: Lane<H>, error: unknown): void {
     if (this.stopped) return;
@@ -257,31 +335,42 @@ export class ConsumeLoop<H> {
   }
 
   /** Delivers what was taken; what the callback never sees goes back. */
-  #deliver(messages: readonly TakenMessage<H>[]): void {
+  #deliver(lane: Lane<H>, messages: readonly TakenMessage<H>[], take: number): void {
     for (const [index, taken] of messages.entries()) {
       if (this.stopped) {
         // Stopped while taking, or from inside the callback: the rest go back.
-        this.#handBack(messages.slice(index));
+        this.#handBack(lane, messages.slice(index), take);
         return;
       }
-      const delivery = this.#register(taken);
+      const delivery = this.#register(lane, taken);
       try {
         this.#onDelivery(delivery);
       } catch (error) {
         // A throwing callback ends this consumer; the messages it never saw go back.
-        this.#handBack(messages.slice(index + 1));
+        this.#handBack(lane, messages.slice(index + 1), take);
         this.stop(error);
         return;
       }
     }
   }
 
-  #handBack(rest: readonly TakenMessage<H>[]): void {
+  #handBack(lane: Lane<H>, rest: readonly TakenMessage<H>[], take: number): void {
     if (rest.length === 0 || this.#ctx.forced()) return;
-    void this.#ctx.track(this.#ctx.handBack(rest.map((taken) => taken.handle)));
+    lane.leftovers.push({ take, rest });
   }
 
-  #register(taken: TakenMessage<H>): Delivery {
+  /**
+   * Once no take is under way on `lane`, hands back what was left over, in the order it was
+   * taken: each goes back to the front of its queue, so a later take's must not go back first.
+   */
+  #handBackLeftovers(lane: Lane<H>): void {
+    if (lane.leftovers.length === 0 || lane.takes > 0) return;
+    const all = lane.leftovers.sort((a, b) => a.take - b.take).flatMap(({ rest }) => rest);
+    lane.leftovers = [];
+    void this.#ctx.track(this.#ctx.handBack(all.map((taken) => taken.handle)));
+  }
+
+  #register(lane: Lane<H>, taken: TakenMessage<H>): Delivery {
     const { ledger, primitives } = this.#ctx;
     const tag = taken.deliveryTag ?? randomUUID();
     this.#count++;
@@ -293,7 +382,7 @@ export class ConsumeLoop<H> {
       queue: taken.queue,
       deliveryTag: tag,
       redelivered: taken.redelivered,
-      ack: async () => void (await this.#ack(tag)),
+      ack: async () => void (await this.#ack(lane, tag)),
       reject: ({ requeue, reason }: { requeue: boolean; reason?: string }) =>
         ledger.settle(tag, (handle) =>
           requeue
@@ -302,7 +391,7 @@ export class ConsumeLoop<H> {
         ),
       ...(primitives.carries && {
         ackWithResult: (result: PreparedStore) =>
-          primitives.carries!(result) ? this.#ack(tag, result) : Promise.resolve(false),
+          primitives.carries!(result) ? this.#ack(lane, tag, result) : Promise.resolve(false),
       }),
     };
     const bytes = oversize(taken.raw, this.#ctx.maxMessageBytes);

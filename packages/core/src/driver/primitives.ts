@@ -65,6 +65,13 @@ export interface TakeBatch<H> {
   readonly lookAgainIn?: number;
 }
 
+/** One acknowledgement for `MessageSource.ackAndTake()`. */
+export interface AckToWrite<H> {
+  readonly handle: H;
+  /** The result to write with it (one that `carries` accepted). */
+  readonly result: PreparedStore | undefined;
+}
+
 export interface TakeRequest {
   /** Take at most this many. */
   readonly max: number;
@@ -82,18 +89,15 @@ export interface MessageSource<H> {
   /** Takes up to `max` due messages. Throw a retryable `CeleryTsError` to be retried with backoff. */
   take(request: TakeRequest): Promise<TakeBatch<H>>;
   /**
-   * Optional: acknowledges `handle` (writing `result` with it when given, as `ack()` does) and
-   * takes up to `request.max` messages, in one broker round trip. The kit calls it instead of
-   * `ack()` when the slot the ack frees would start a take anyway. A rejection is a failed ack
-   * (the kit retries a retryable one, taking again). A batch with fewer messages than asked for
+   * Optional: acknowledges every one of `acks` (writing each one's `result` with it, as `ack()`
+   * does) and takes up to `request.max` messages (none when 0), in one broker round trip. Where
+   * a source has it, the kit writes all the acks of a tick with it instead of `ack()`, taking
+   * with them when the slots they free would start a take anyway. A rejection fails every ack
+   * of the call (the kit retries a retryable one). A batch with fewer messages than asked for
    * should say `lookAgainIn: 0` when a plain `take()` arms something this one does not (a
    * wake-up).
    */
-  ackAndTake?(
-    handle: H,
-    result: PreparedStore | undefined,
-    request: TakeRequest,
-  ): Promise<TakeBatch<H>>;
+  ackAndTake?(acks: readonly AckToWrite<H>[], request: TakeRequest): Promise<TakeBatch<H>>;
   /** Calls `wake` when messages may have arrived; returns the unsubscribe. */
   subscribe?(wake: () => void): () => void;
   /** Called once when the consumer stops. */

@@ -106,9 +106,11 @@ end
  * liveness lease (ms); then the size limit, the reason of a refusal and the reason when the
  * message is not kept either (each with -1 for its size), now (ms), and the dead letters'
  * maxCount (0: off), maxBytes and minAt.
- * Optionally, first, as one write with the take: a tag to acknowledge (ARGV after minAt), and a
- * result to store (the result key as the last of KEYS, after the dead letters' counters; its
- * value and expiry in ms as the two ARGV after the tag), as ACK and STORE_RESULT do.
+ * First, as one write with the take, the acknowledgements: ARGV after minAt, how many (A), then
+ * for each its tag, the result to store with it as STORE_RESULT does ("" for none) and that
+ * result's expiry in ms; the result keys (only for the acks that store one, in order) are the
+ * last of KEYS, after the dead letters' counters. Acknowledged as ACK does. With n = 0 it stops
+ * there (returns {0}).
  * Then it reads the length of every list it takes from, which arms the caller's client tracking.
  * Returns a flat array: 1 when a list is still not empty (else 0), then queue index, envelope,
  * for each message taken; -(queue index), the
@@ -142,13 +144,17 @@ local function refuse(q, raw)
   end
   return reason .. (id and (' (task ' .. id .. ')') or '')
 end
-local acked = ARGV[x + 8]
-if acked then
-  local resultKey = KEYS[5 + S * Q + 2 * Q + 1]
-  if resultKey then store(resultKey, ARGV[x + 9], ARGV[x + 10]) end
-  forget(KEYS[1], KEYS[2], KEYS[3], acked)
+local resultKey = 5 + S * Q + 2 * Q
+for a = 1, tonumber(ARGV[x + 8] or '0') do
+  local at = x + 6 + 3 * a
+  if ARGV[at + 1] ~= '' then
+    resultKey = resultKey + 1
+    store(KEYS[resultKey], ARGV[at + 1], ARGV[at + 2])
+  end
+  forget(KEYS[1], KEYS[2], KEYS[3], ARGV[at])
 end
 local out = {0}
+if n == 0 then return out end
 local base, first = ARGV[5 + 2 * Q], tonumber(ARGV[6 + 2 * Q])
 redis.call('SET', KEYS[5], '1', 'PX', ARGV[8 + 2 * Q])
 redis.call('SADD', KEYS[4], ARGV[7 + 2 * Q])

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { encodeJson } from "@celery-ts/core";
 import {
   notKeptReason,
+  type AckToWrite,
   oversizeReason,
   type DeadLetterLimits,
   type MessageSource,
@@ -9,18 +10,12 @@ import {
   type TakenMessage,
 } from "@celery-ts/core/driver";
 import type { KeyLayout } from "./keys.ts";
-import { resultWriteFor, type ResultWrite } from "./prepared-store.ts";
+import { resultWriteFor } from "./prepared-store.ts";
 import type { Link } from "./link.ts";
 import { deadLetterBounds } from "./redis-primitives.ts";
 import { runScript, TAKE } from "./scripts.ts";
 import { isRedelivered, parseEnvelope } from "./stored-message.ts";
 import type { WakeUp } from "./wake-up.ts";
-
-/** What an ack-and-take acknowledges: the tag, and the result it stores with it. */
-interface Ack {
-  tag: string;
-  write: ResultWrite | undefined;
-}
 
 /** A message this connection took: what its ack, requeue and dead-letter need. */
 export interface Held {
@@ -73,6 +68,26 @@ function refusalArgs(options: TakeSourceOptions): (now: number) => (string | num
 }
 
 /**
+ * The take script's acks (see TAKE): their count and each one's tag, result and expiry pushed on
+ * `args`; returns the keys with the result keys after them.
+ */
+function withAcks(
+  acks: readonly AckToWrite<Held>[],
+  server: string,
+  keys: readonly string[],
+  args: (string | number)[],
+): string[] {
+  const withResults = [...keys];
+  args.push(acks.length);
+  for (const { handle, result } of acks) {
+    const write = resultWriteFor(result, server);
+    if (write) withResults.push(write.key);
+    args.push(handle.tag, write?.value ?? "", write?.ttlMs ?? 0);
+  }
+  return withResults;
+}
+
+/**
  * One consumer's source: takes from its queues' lists (every priority step, round-robin over
  * the queues as kombu does) and records the messages as unacked, atomically, in one script.
  */
@@ -101,21 +116,18 @@ export function createTakeSource(options: TakeSourceOptions): MessageSource<Held
   const fixedArgs = [queues.length, keys.steps.length];
   const consumerArgs = [consumer.id, consumer.leaseMs];
 
-  /** One take of up to `room`, first acknowledging `ack.tag` (and storing its result). */
-  const takeBatch = async (room: number, ack?: Ack): Promise<TakeBatch<Held>> => {
+  /** One take of up to `room` (0: none), first acknowledging `acks` (and storing their results). */
+  const takeBatch = async (
+    room: number,
+    acks: readonly AckToWrite<Held>[] = [],
+  ): Promise<TakeBatch<Held>> => {
     const first = tagNumber;
     tagNumber += room;
     const now = Date.now();
     const args = [now / 1000, room, ...fixedArgs, ...cycle, ...queueJson, tagBase, first];
     args.push(...consumerArgs, ...refusal(now));
-    let keysOfTake = scriptKeys;
-    if (ack) {
-      args.push(ack.tag);
-      if (ack.write) {
-        keysOfTake = [...scriptKeys, ack.write.key];
-        args.push(ack.write.value, ack.write.ttlMs);
-      }
-    }
+    const keysOfTake =
+      acks.length > 0 ? withAcks(acks, options.server, scriptKeys, args) : scriptKeys;
     const flat = (await runScript(take.client, TAKE, keysOfTake, args)) as (number | string)[];
     const messages: TakenMessage<Held>[] = [];
     for (let i = 1; i + 1 < flat.length; i += 2) {
@@ -161,10 +173,7 @@ export function createTakeSource(options: TakeSourceOptions): MessageSource<Held
     take: ({ max, signal }) => takeWhenReady(signal, () => takeBatch(max)),
     // An ack waits for its connection a bounded time, as on the main connection, whether or not
     // the consumer stopped meanwhile.
-    ackAndTake: ({ tag }, result, { max }) =>
-      take.run(options.offlineTimeoutMs, () =>
-        takeBatch(max, { tag, write: resultWriteFor(result, options.server) }),
-      ),
+    ackAndTake: (acks, { max }) => take.run(options.offlineTimeoutMs, () => takeBatch(max, acks)),
     subscribe: (listener) => wake.subscribe(listener),
     close: options.onClose,
   };
