@@ -2,6 +2,7 @@ import { TaskState, isReadyState, parseCeleryDate, traceRun } from "@celery-ts/c
 import { ONCE_HEADER, claimOnce } from "../beat/once.ts";
 import { taskLogFields } from "../internal/log-fields.ts";
 import { runTask, type RunOutcome } from "../internal/run-task.ts";
+import { Terminator } from "../internal/task-abort.ts";
 import { storeState } from "../results/store-result.ts";
 import type { Job, WorkerState } from "../setup/state.ts";
 import { finish } from "./finish.ts";
@@ -48,8 +49,8 @@ export async function execute(state: WorkerState, job: Job): Promise<void> {
   });
   await state.lifecycle.prerun(task, message);
   const started = performance.now();
-  const terminate = new AbortController();
-  control.requests.started(id, (reason) => terminate.abort(reason));
+  const terminator = new Terminator();
+  control.requests.started(id, terminator.terminate);
   control.events.task("task-started", message, { pid: process.pid });
   const run = (): ReturnType<typeof runTask> =>
     runTask({
@@ -57,14 +58,14 @@ export async function execute(state: WorkerState, job: Job): Promise<void> {
       message,
       queue: delivery.queue,
       shutdown: state.shutdown.signal,
-      terminate: terminate.signal,
+      terminate: terminator,
       timeLimit: control.timeLimits.get(task.name),
       updateState: (status, meta) =>
         storeState(state, message, { status, result: meta, traceback: null, date_done: null }),
     });
   const outcome = await traceRun(message, run, failureOf);
   if (abandoned.has(delivery)) return;
-  if (terminate.signal.aborted) return discardRevoked(state, job, "terminated");
+  if (terminator.terminated) return discardRevoked(state, job, "terminated");
   const runtime = Number(((performance.now() - started) / 1000).toFixed(6));
   try {
     await finish(state, job, outcome, storeResults, { ...fields, runtime });
