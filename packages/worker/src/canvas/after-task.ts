@@ -47,9 +47,12 @@ type HookDeps = WorkerCanvasDeps & { log: Logger };
 
 export function createCanvasHooks(deps: HookDeps): CanvasHooks {
   return {
-    afterSuccess: (message, value) => sendSuccessors(deps, message, value),
-    async afterStored(message, value) {
-      await countChordPart(deps, message, membershipOf(message), TaskState.SUCCESS, value);
+    // Most tasks have no canvas around them: no async call, no list, for those.
+    afterSuccess: (message, value) =>
+      hasSuccessors(message) ? sendSuccessors(deps, message, value) : Promise.resolve([]),
+    afterStored(message, value) {
+      if (!message.headers.group || !message.embed.chord) return DONE;
+      return countChordPart(deps, message, membershipOf(message), TaskState.SUCCESS, value);
     },
     async afterFailure(message, info, traceback, storeResults) {
       await countChordPart(deps, message, membershipOf(message), TaskState.FAILURE, info);
@@ -57,6 +60,12 @@ export function createCanvasHooks(deps: HookDeps): CanvasHooks {
       await sendErrbacks(deps, originOf(message), message.embed.errbacks, message.headers.id);
     },
   };
+}
+
+const DONE: Promise<void> = Promise.resolve();
+
+function hasSuccessors({ embed }: TaskMessage): boolean {
+  return (embed.callbacks?.length ?? 0) > 0 || (embed.chain?.length ?? 0) > 0;
 }
 
 /** Counts a finished chord header part; the last one sends the chord's body. */
