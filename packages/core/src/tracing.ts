@@ -94,13 +94,22 @@ export async function traceSend<T>(
  * Runs a task inside a consumer span, child of the context its message carries; tasks it sends
  * are children of the run. `failed` tells from the outcome whether the run failed.
  */
-export async function traceRun<T>(
+export function traceRun<T>(
   message: TaskMessage,
   run: () => Promise<T>,
   failed: (outcome: T) => unknown,
 ): Promise<T> {
   const o = active();
-  if (!o) return run();
+  // Untraced, the run's own promise: no async frame around it.
+  return o ? traceRunWith(o, message, run, failed) : run();
+}
+
+async function traceRunWith<T>(
+  o: typeof Otel,
+  message: TaskMessage,
+  run: () => Promise<T>,
+  failed: (outcome: T) => unknown,
+): Promise<T> {
   const parent = o.propagation.extract(o.ROOT_CONTEXT, message.headers, getter);
   const span = o.trace
     .getTracer(SCOPE)

@@ -13,6 +13,9 @@ import { settle } from "./settle.ts";
 const failureOf = (outcome: RunOutcome): unknown =>
   outcome.kind === "failure" ? outcome.error : undefined;
 
+/** The task-started event's fields: the same for every task. */
+const STARTED_FIELDS: Readonly<Record<string, unknown>> = { pid: process.pid };
+
 /** Runs one job, from its last checks before running to its settled message. */
 export async function execute(state: WorkerState, job: Job): Promise<void> {
   const { delivery, message, task } = job;
@@ -42,16 +45,15 @@ export async function execute(state: WorkerState, job: Job): Promise<void> {
       date_done: null,
     });
   }
-  log.info("task started", {
-    ...fields,
-    retries,
-    ...(delivery.redelivered && { redelivered: true }),
-  });
+  log.info(
+    "task started",
+    delivery.redelivered ? { ...fields, retries, redelivered: true } : { ...fields, retries },
+  );
   await state.lifecycle.prerun(task, message);
   const started = performance.now();
   const terminator = new Terminator();
   control.requests.started(id, terminator.terminate);
-  control.events.task("task-started", message, { pid: process.pid });
+  control.events.task("task-started", message, STARTED_FIELDS);
   const run = (): ReturnType<typeof runTask> =>
     runTask({
       task,

@@ -8,8 +8,11 @@ import { settle } from "./settle.ts";
 
 type Fields = Record<string, unknown>;
 
-/** Settles a run by its outcome: stores the result, sends the canvas, tells hooks and events. */
-export async function finish(
+/**
+ * Settles a run by its outcome: stores the result, sends the canvas, tells hooks and events.
+ * Not async itself: it hands back the promise of the step it picks, without a frame around it.
+ */
+export function finish(
   state: WorkerState,
   job: Job,
   outcome: RunOutcome,
@@ -21,25 +24,33 @@ export async function finish(
       return finishSuccess(state, job, outcome.value, storeResults, fields);
     case "retry":
       return retry(state, job, outcome.options, storeResults, fields);
-    case "failure": {
-      const { message, task } = job;
-      const acked = await storeFailure(state, message, outcome.error, storeResults, job.delivery);
-      await state.lifecycle.ended(task, message, {
-        state: TaskState.FAILURE,
-        error: outcome.error,
-      });
-      state.log.error("task failed", {
-        ...fields,
-        error: describeError(outcome.error),
-        ...(outcome.hint !== undefined && { hint: outcome.hint }),
-      });
-      state.control.events.failed(message, outcome.error);
-      if (!acked) await settle(state, job.delivery, "ack");
-      return;
-    }
+    case "failure":
+      return finishFailure(state, job, outcome, storeResults, fields);
     case "signal":
       return finishSignal(state, job, outcome.signal, fields);
   }
+}
+
+async function finishFailure(
+  state: WorkerState,
+  job: Job,
+  outcome: Extract<RunOutcome, { kind: "failure" }>,
+  storeResults: boolean,
+  fields: Fields,
+): Promise<void> {
+  const { message, task } = job;
+  const acked = await storeFailure(state, message, outcome.error, storeResults, job.delivery);
+  await state.lifecycle.ended(task, message, {
+    state: TaskState.FAILURE,
+    error: outcome.error,
+  });
+  state.log.error("task failed", {
+    ...fields,
+    error: describeError(outcome.error),
+    ...(outcome.hint !== undefined && { hint: outcome.hint }),
+  });
+  state.control.events.failed(message, outcome.error);
+  if (!acked) await settle(state, job.delivery, "ack");
 }
 
 async function finishSuccess(
