@@ -269,7 +269,8 @@ function validateHeaders(raw: Record<string, unknown>): TaskHeaders {
   if (
     !Array.isArray(timelimit) ||
     timelimit.length !== 2 ||
-    !timelimit.every((t) => t === null || (typeof t === "number" && Number.isFinite(t) && t > 0))
+    !isTimeLimit(timelimit[0]) ||
+    !isTimeLimit(timelimit[1])
   ) {
     throw malformed(`header 'timelimit' is not [hard, soft] seconds (task ${task}[${id}])`);
   }
@@ -292,6 +293,10 @@ function validateHeaders(raw: Record<string, unknown>): TaskHeaders {
     origin: optionalString(raw, "origin"),
     ignore_result: raw.ignore_result === true,
   };
+}
+
+function isTimeLimit(value: unknown): boolean {
+  return value === null || (typeof value === "number" && Number.isFinite(value) && value > 0);
 }
 
 function validateProperties(raw: Record<string, unknown>, id: string): MessageProperties {
