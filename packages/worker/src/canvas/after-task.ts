@@ -30,10 +30,13 @@ interface ChordMembership {
  * header part is counted and the last one sends the body.
  */
 export interface CanvasHooks {
-  /** Before the result is stored (so it lists them): sends callbacks and the next chain step. */
-  afterSuccess(message: TaskMessage, value: unknown): Promise<ResultTuple[]>;
-  /** After the success is stored: counts the chord part. */
-  afterStored(message: TaskMessage, value: unknown): Promise<void>;
+  /**
+   * Before the result is stored (so it lists them): sends callbacks and the next chain step.
+   * Undefined when the message has none (no children): nothing to wait for.
+   */
+  afterSuccess(message: TaskMessage, value: unknown): Promise<ResultTuple[]> | undefined;
+  /** After the success is stored: counts the chord part. Undefined when in no chord. */
+  afterStored(message: TaskMessage, value: unknown): Promise<void> | undefined;
   /** After the failure is stored: chord part, the chain's later steps, errbacks. */
   afterFailure(
     message: TaskMessage,
@@ -47,11 +50,11 @@ type HookDeps = WorkerCanvasDeps & { log: Logger };
 
 export function createCanvasHooks(deps: HookDeps): CanvasHooks {
   return {
-    // Most tasks have no canvas around them: no async call, no list, for those.
+    // Most tasks have no canvas around them: no async call, nothing to await, for those.
     afterSuccess: (message, value) =>
-      hasSuccessors(message) ? sendSuccessors(deps, message, value) : Promise.resolve([]),
+      hasSuccessors(message) ? sendSuccessors(deps, message, value) : undefined,
     afterStored(message, value) {
-      if (!message.headers.group || !message.embed.chord) return DONE;
+      if (!message.headers.group || !message.embed.chord) return undefined;
       return countChordPart(deps, message, membershipOf(message), TaskState.SUCCESS, value);
     },
     async afterFailure(message, info, traceback, storeResults) {
@@ -61,8 +64,6 @@ export function createCanvasHooks(deps: HookDeps): CanvasHooks {
     },
   };
 }
-
-const DONE: Promise<void> = Promise.resolve();
 
 function hasSuccessors({ embed }: TaskMessage): boolean {
   return (embed.callbacks?.length ?? 0) > 0 || (embed.chain?.length ?? 0) > 0;

@@ -17,13 +17,14 @@ export type Ending =
   | { state: "IGNORED" | "REJECTED"; reason: string };
 
 export interface Lifecycle {
-  /** Before the task's function runs: `taskPrerun`. */
-  prerun(task: TaskDefinition, message: TaskMessage): Promise<void>;
+  /** Before the task's function runs: `taskPrerun`. Undefined when there is no listener. */
+  prerun(task: TaskDefinition, message: TaskMessage): Promise<void> | undefined;
   /**
    * After the ending is stored and before the message is settled: the task's own hook
    * (`onSuccess`, `onFailure`, `onRetry`), its signal, `afterReturn`, then `taskPostrun`.
+   * Undefined when the task has no hook and no signal has a listener: nothing to wait for.
    */
-  ended(task: TaskDefinition, message: TaskMessage, ending: Ending): Promise<void>;
+  ended(task: TaskDefinition, message: TaskMessage, ending: Ending): Promise<void> | undefined;
   /** The task expired before it ran: `taskRevoked`. */
   revoked(task: TaskDefinition, message: TaskMessage): Promise<void>;
   workerReady(hostname: string, queues: readonly string[]): Promise<void>;
@@ -63,13 +64,13 @@ export function createLifecycle(signals: Signals, log: Logger): Lifecycle {
 
   return {
     prerun(task, message) {
-      if (!signals.has("taskPrerun")) return DONE;
+      if (!signals.has("taskPrerun")) return undefined;
       const about = info(task, message);
       return send("taskPrerun", about, { task: task.name, id: about.id });
     },
 
     ended(task, message, ending) {
-      return quiet(signals, task, ending) ? DONE : ended(task, message, ending);
+      return quiet(signals, task, ending) ? undefined : ended(task, message, ending);
     },
 
     async revoked(task, message) {
@@ -114,8 +115,6 @@ export function createLifecycle(signals: Signals, log: Logger): Lifecycle {
   }
 }
 
-const DONE: Promise<void> = Promise.resolve();
-
 const info = (task: TaskDefinition, message: TaskMessage): TaskHookInfo => ({
   id: message.headers.id,
   task: task.name,
@@ -124,7 +123,7 @@ const info = (task: TaskDefinition, message: TaskMessage): TaskHookInfo => ({
   retries: message.headers.retries,
 });
 
-/** Most tasks have no hook and no listener: they skip the info object and the async calls. */
+/** Most tasks have no hook and no listener: no info object, no async call, nothing to await. */
 function quiet(signals: Signals, task: TaskDefinition, ending: Ending): boolean {
   const hooks = task.options;
   if (hooks.onSuccess || hooks.onFailure || hooks.onRetry || hooks.afterReturn) return false;

@@ -52,7 +52,8 @@ export async function execute(state: WorkerState, job: Job, release: () => void)
     "task started",
     delivery.redelivered ? { ...fields, retries, redelivered: true } : { ...fields, retries },
   );
-  await state.lifecycle.prerun(task, message);
+  const prerun = state.lifecycle.prerun(task, message);
+  if (prerun) await prerun;
   const started = performance.now();
   const terminator = new Terminator();
   control.requests.started(id, terminator.terminate);

@@ -63,9 +63,10 @@ async function finishSuccess(
   const { message, task } = job;
   const { canvas } = state;
   // Celery sends callbacks and the chain's next step before storing, so children lists them.
-  let children: unknown[];
+  let children: unknown[] = [];
   try {
-    children = await canvas.afterSuccess(message, value);
+    const sending = canvas.afterSuccess(message, value);
+    if (sending) children = await sending;
   } catch (error) {
     // A canvas that cannot be sent (a malformed signature) fails the task, as in Celery;
     // a broker outage is retryable and requeues it instead.
@@ -89,8 +90,10 @@ async function finishSuccess(
   }
   // Logged once the result is stored, before the canvas around it is sent.
   state.log.info("task succeeded", fields);
-  await countChordPart(state, message, value, fields);
-  await state.lifecycle.ended(task, message, { state: TaskState.SUCCESS, result: value });
+  const counting = state.canvas.afterStored(message, value);
+  if (counting) await countChordPart(state, counting, message, fields);
+  const ending = state.lifecycle.ended(task, message, { state: TaskState.SUCCESS, result: value });
+  if (ending) await ending;
   state.control.events.task("task-succeeded", message, {
     result: pythonRepr(value),
     runtime: fields.runtime,
@@ -105,12 +108,12 @@ async function finishSuccess(
  */
 async function countChordPart(
   state: WorkerState,
+  counting: Promise<void>,
   message: Job["message"],
-  value: unknown,
   fields: Fields,
 ): Promise<void> {
   try {
-    await state.canvas.afterStored(message, value);
+    await counting;
   } catch (error) {
     state.log.error(
       `task ${message.headers.task}[${message.headers.id}] succeeded and its result is stored, ` +
