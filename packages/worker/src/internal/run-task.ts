@@ -13,7 +13,7 @@ import {
   type TaskMessage,
 } from "@celery-ts/core";
 import { setLongTimeout, type LongTimeout } from "./long-timeout.ts";
-import { TaskAbort, abortOnShutdown, forgetOnShutdown, type Terminator } from "./task-abort.ts";
+import { TaskAbort, type Terminator } from "./task-abort.ts";
 
 /** How a run ended; the worker turns each into acks, results and retries. */
 export type RunOutcome =
@@ -61,8 +61,7 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   } catch (error) {
     return { kind: "failure", error, ...argumentsHint(task) };
   }
-  const abort = new TaskAbort();
-  abortOnShutdown(input.shutdown, abort);
+  const abort = new TaskAbort(input.shutdown);
   // The time limit in force: the message's header wins over the task's option, as in Celery.
   const [hardHeader, softHeader] = message.headers.timelimit;
   const fromTask = input.timeLimit ?? input.task.options.timeLimit;
@@ -85,7 +84,7 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   } finally {
     softTimer?.clear();
     stops.hardTimer?.clear();
-    forgetOnShutdown(input.shutdown, abort);
+    abort.end();
   }
 }
 

@@ -1,59 +1,62 @@
 /**
  * A task's abort signal, made only when the task reads it: most tasks never do, and an
- * AbortController per task was a good share of a no-op task's allocations. Aborting before the
- * signal is read gives a signal already aborted, with the same reason.
+ * AbortController per task (and a listener on the worker's shutdown signal) was a good share of a
+ * no-op task's allocations. The shutdown is listened to only once the signal exists; before, it is
+ * looked at whenever the signal is made or aborted, so the first reason still wins: aborting
+ * before the signal is read gives a signal already aborted, with the same reason.
  */
 export class TaskAbort {
+  readonly #shutdown: AbortSignal;
   #controller: AbortController | undefined;
   #aborted = false;
   #reason: unknown;
+  #ended = false;
+  #onShutdown: (() => void) | undefined;
+
+  /** `shutdown` aborts the task's signal too (a shutdown past its grace period), until `end`. */
+  constructor(shutdown: AbortSignal) {
+    this.#shutdown = shutdown;
+  }
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
+      this.#catchUp();
       this.#controller = new AbortController();
       if (this.#aborted) this.#controller.abort(this.#reason);
+      else if (!this.#ended) {
+        this.#onShutdown = () => this.abort(this.#shutdown.reason);
+        this.#shutdown.addEventListener("abort", this.#onShutdown, { once: true });
+      }
     }
     return this.#controller.signal;
   }
 
   /** Aborts once: later calls keep the first reason, as AbortController does. */
   abort(reason: unknown): void {
+    this.#catchUp();
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason;
     this.#controller?.abort(reason);
   }
-}
 
-/** The running tasks to abort when a shutdown signal fires: one listener per signal, not per task. */
-const watched = new WeakMap<AbortSignal, Set<TaskAbort>>();
-
-/** Aborts `abort` (with the signal's reason) when `shutdown` fires, until `forgetOnShutdown`. */
-export function abortOnShutdown(shutdown: AbortSignal, abort: TaskAbort): void {
-  if (shutdown.aborted) {
-    abort.abort(shutdown.reason);
-    return;
+  /** The run is over: a later shutdown leaves the signal alone. */
+  end(): void {
+    this.#catchUp();
+    this.#ended = true;
+    if (this.#onShutdown !== undefined) {
+      this.#shutdown.removeEventListener("abort", this.#onShutdown);
+    }
   }
-  let tasks = watched.get(shutdown);
-  if (tasks === undefined) {
-    const set = new Set<TaskAbort>();
-    tasks = set;
-    watched.set(shutdown, set);
-    shutdown.addEventListener(
-      "abort",
-      () => {
-        for (const task of set) task.abort(shutdown.reason);
-        set.clear();
-      },
-      { once: true },
-    );
-  }
-  tasks.add(abort);
-}
 
-/** The task ended: a later shutdown leaves it alone. */
-export function forgetOnShutdown(shutdown: AbortSignal, abort: TaskAbort): void {
-  watched.get(shutdown)?.delete(abort);
+  /** A shutdown that came while nobody listened counts from when it came: before anything now. */
+  #catchUp(): void {
+    if (!this.#aborted && !this.#ended && this.#shutdown.aborted) {
+      this.#aborted = true;
+      this.#reason = this.#shutdown.reason;
+      this.#controller?.abort(this.#reason);
+    }
+  }
 }
 
 /**
