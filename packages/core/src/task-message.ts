@@ -309,16 +309,22 @@ function validateProperties(raw: Record<string, unknown>, id: string): MessagePr
 }
 
 function validateEmbed(raw: Record<string, unknown>): Embed {
-  const list = (key: string): Signature[] | null => {
-    const value = raw[key] ?? null;
-    if (value !== null && (!Array.isArray(value) || !value.every(isSignature))) {
-      throw malformed(`embed '${key}' is not a list of signatures`);
-    }
-    return value as Signature[] | null;
-  };
   const chord = raw.chord ?? null;
   if (chord !== null && !isSignature(chord)) throw malformed("embed 'chord' is not a signature");
-  return { callbacks: list("callbacks"), errbacks: list("errbacks"), chain: list("chain"), chord };
+  return {
+    callbacks: signatureList(raw, "callbacks"),
+    errbacks: signatureList(raw, "errbacks"),
+    chain: signatureList(raw, "chain"),
+    chord,
+  };
+}
+
+function signatureList(raw: Record<string, unknown>, key: string): Signature[] | null {
+  const value = raw[key] ?? null;
+  if (value !== null && (!Array.isArray(value) || !value.every(isSignature))) {
+    throw malformed(`embed '${key}' is not a list of signatures`);
+  }
+  return value as Signature[] | null;
 }
 
 /**
