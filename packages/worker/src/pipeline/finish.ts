@@ -94,10 +94,10 @@ async function finishSuccess(
   if (counting) await countChordPart(state, counting, message, fields);
   const ending = state.lifecycle.ended(task, message, { state: TaskState.SUCCESS, result: value });
   if (ending) await ending;
-  state.control.events.task("task-succeeded", message, {
-    result: pythonRepr(value),
-    runtime: fields.runtime,
-  });
+  const { events } = state.control;
+  if (events.wanted(message)) {
+    events.task("task-succeeded", message, { result: pythonRepr(value), runtime: fields.runtime });
+  }
   if (!acked) await settle(state, job.delivery, "ack");
 }
 
