@@ -100,16 +100,16 @@ export function decodeEnvelope(raw: string): DecodedEnvelope {
   } else if (props.body_encoding !== undefined) {
     throw malformed(`unknown body_encoding ${JSON.stringify(props.body_encoding)}`);
   }
+  // One copy of the properties (the envelope's own taken out), the priority put back last.
+  const messageProps = messageProperties(props);
+  if (typeof props.priority === "number") messageProps.priority = props.priority;
   return {
     message: {
       body,
       contentType: typeof e["content-type"] === "string" ? e["content-type"] : "",
       contentEncoding: typeof e["content-encoding"] === "string" ? e["content-encoding"] : "utf-8",
       headers: headers as Record<string, unknown>,
-      properties: {
-        ...messageProperties(props),
-        ...(typeof props.priority === "number" && { priority: props.priority }),
-      },
+      properties: messageProps,
     },
     deliveryTag: typeof props.delivery_tag === "string" ? props.delivery_tag : undefined,
   };

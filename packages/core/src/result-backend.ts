@@ -85,9 +85,17 @@ export interface ResultBackend {
 }
 
 /** `date_done` as Celery writes it: `datetime.utcnow().isoformat()`. */
-export function celeryNow(date = new Date()): string {
-  return `${date.toISOString().slice(0, -1)}000`;
+export function celeryNow(date?: Date): string {
+  const ms = date === undefined ? Date.now() : date.getTime();
+  // Busy workers finish several tasks per millisecond: the last text is reused for them.
+  if (ms !== lastNow.ms) {
+    lastNow.text = `${new Date(ms).toISOString().slice(0, -1)}000`;
+    lastNow.ms = ms;
+  }
+  return lastNow.text;
 }
+
+const lastNow = { ms: Number.NaN, text: "" };
 
 // Errors named like Python's built-in exceptions are stored as those, so that a Python client's
 // `except ValueError` catches them; errors named like Celery's own exceptions (TimeLimitExceeded,

@@ -269,7 +269,8 @@ function validateHeaders(raw: Record<string, unknown>): TaskHeaders {
   if (
     !Array.isArray(timelimit) ||
     timelimit.length !== 2 ||
-    !timelimit.every((t) => t === null || (typeof t === "number" && Number.isFinite(t) && t > 0))
+    !isTimeLimit(timelimit[0]) ||
+    !isTimeLimit(timelimit[1])
   ) {
     throw malformed(`header 'timelimit' is not [hard, soft] seconds (task ${task}[${id}])`);
   }
@@ -294,6 +295,10 @@ function validateHeaders(raw: Record<string, unknown>): TaskHeaders {
   };
 }
 
+function isTimeLimit(value: unknown): boolean {
+  return value === null || (typeof value === "number" && Number.isFinite(value) && value > 0);
+}
+
 function validateProperties(raw: Record<string, unknown>, id: string): MessageProperties {
   const priority = raw.priority;
   if (priority !== undefined && priority !== null && typeof priority !== "number") {
@@ -304,16 +309,22 @@ function validateProperties(raw: Record<string, unknown>, id: string): MessagePr
 }
 
 function validateEmbed(raw: Record<string, unknown>): Embed {
-  const list = (key: string): Signature[] | null => {
-    const value = raw[key] ?? null;
-    if (value !== null && (!Array.isArray(value) || !value.every(isSignature))) {
-      throw malformed(`embed '${key}' is not a list of signatures`);
-    }
-    return value as Signature[] | null;
-  };
   const chord = raw.chord ?? null;
   if (chord !== null && !isSignature(chord)) throw malformed("embed 'chord' is not a signature");
-  return { callbacks: list("callbacks"), errbacks: list("errbacks"), chain: list("chain"), chord };
+  return {
+    callbacks: signatureList(raw, "callbacks"),
+    errbacks: signatureList(raw, "errbacks"),
+    chain: signatureList(raw, "chain"),
+    chord,
+  };
+}
+
+function signatureList(raw: Record<string, unknown>, key: string): Signature[] | null {
+  const value = raw[key] ?? null;
+  if (value !== null && (!Array.isArray(value) || !value.every(isSignature))) {
+    throw malformed(`embed '${key}' is not a list of signatures`);
+  }
+  return value as Signature[] | null;
 }
 
 /**

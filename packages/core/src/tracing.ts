@@ -26,6 +26,23 @@ function otel(): typeof Otel | null {
 
 const SCOPE = "@celery-ts/core";
 
+let noopProvider: Otel.TracerProvider | undefined;
+
+/**
+ * The API when spans or propagated contexts can come of a send or run: an SDK's tracer provider
+ * or a propagator is set up. With neither, the spans are no-ops and no context travels, so the
+ * span, the context and the extract are skipped (a run made them for every task).
+ */
+function active(): typeof Otel | null {
+  const o = otel();
+  if (!o) return null;
+  const provider = o.trace.getTracerProvider();
+  noopProvider ??= new o.ProxyTracerProvider().getDelegate();
+  const noTracer =
+    provider instanceof o.ProxyTracerProvider && provider.getDelegate() === noopProvider;
+  return noTracer && o.propagation.fields().length === 0 ? null : o;
+}
+
 const getter: Otel.TextMapGetter<Record<string, unknown>> = {
   keys: (carrier) => Object.keys(carrier),
   get: (carrier, key) => {
@@ -49,7 +66,7 @@ export async function traceSend<T>(
   queue: string,
   publish: () => Promise<T>,
 ): Promise<T> {
-  const o = otel();
+  const o = active();
   if (!o) return publish();
   const tracer = o.trace.getTracer(SCOPE);
   const span = tracer.startSpan(`apply_async/${message.headers.task}`, {
@@ -77,13 +94,22 @@ export async function traceSend<T>(
  * Runs a task inside a consumer span, child of the context its message carries; tasks it sends
  * are children of the run. `failed` tells from the outcome whether the run failed.
  */
-export async function traceRun<T>(
+export function traceRun<T>(
   message: TaskMessage,
   run: () => Promise<T>,
   failed: (outcome: T) => unknown,
 ): Promise<T> {
-  const o = otel();
-  if (!o) return run();
+  const o = active();
+  // Untraced, the run's own promise: no async frame around it.
+  return o ? traceRunWith(o, message, run, failed) : run();
+}
+
+async function traceRunWith<T>(
+  o: typeof Otel,
+  message: TaskMessage,
+  run: () => Promise<T>,
+  failed: (outcome: T) => unknown,
+): Promise<T> {
   const parent = o.propagation.extract(o.ROOT_CONTEXT, message.headers, getter);
   const span = o.trace
     .getTracer(SCOPE)

@@ -30,10 +30,13 @@ interface ChordMembership {
  * header part is counted and the last one sends the body.
  */
 export interface CanvasHooks {
-  /** Before the result is stored (so it lists them): sends callbacks and the next chain step. */
-  afterSuccess(message: TaskMessage, value: unknown): Promise<ResultTuple[]>;
-  /** After the success is stored: counts the chord part. */
-  afterStored(message: TaskMessage, value: unknown): Promise<void>;
+  /**
+   * Before the result is stored (so it lists them): sends callbacks and the next chain step.
+   * Undefined when the message has none (no children): nothing to wait for.
+   */
+  afterSuccess(message: TaskMessage, value: unknown): Promise<ResultTuple[]> | undefined;
+  /** After the success is stored: counts the chord part. Undefined when in no chord. */
+  afterStored(message: TaskMessage, value: unknown): Promise<void> | undefined;
   /** After the failure is stored: chord part, the chain's later steps, errbacks. */
   afterFailure(
     message: TaskMessage,
@@ -47,9 +50,12 @@ type HookDeps = WorkerCanvasDeps & { log: Logger };
 
 export function createCanvasHooks(deps: HookDeps): CanvasHooks {
   return {
-    afterSuccess: (message, value) => sendSuccessors(deps, message, value),
-    async afterStored(message, value) {
-      await countChordPart(deps, message, membershipOf(message), TaskState.SUCCESS, value);
+    // Most tasks have no canvas around them: no async call, nothing to await, for those.
+    afterSuccess: (message, value) =>
+      hasSuccessors(message) ? sendSuccessors(deps, message, value) : undefined,
+    afterStored(message, value) {
+      if (!message.headers.group || !message.embed.chord) return undefined;
+      return countChordPart(deps, message, membershipOf(message), TaskState.SUCCESS, value);
     },
     async afterFailure(message, info, traceback, storeResults) {
       await countChordPart(deps, message, membershipOf(message), TaskState.FAILURE, info);
@@ -57,6 +63,10 @@ export function createCanvasHooks(deps: HookDeps): CanvasHooks {
       await sendErrbacks(deps, originOf(message), message.embed.errbacks, message.headers.id);
     },
   };
+}
+
+function hasSuccessors({ embed }: TaskMessage): boolean {
+  return (embed.callbacks?.length ?? 0) > 0 || (embed.chain?.length ?? 0) > 0;
 }
 
 /** Counts a finished chord header part; the last one sends the chord's body. */

@@ -7,6 +7,7 @@ import {
   withExceptionArgs,
   type Logger,
   type ResultBackend,
+  type Signature,
   type TaskMessage,
   type WireMessage,
 } from "@celery-ts/core";
@@ -35,7 +36,20 @@ export function unhonourable(wire: WireMessage): string | undefined {
  */
 export function unhonourableCanvas(message: TaskMessage): string | undefined {
   const { callbacks, errbacks, chain, chord } = message.embed;
-  for (const sig of [...(callbacks ?? []), ...(errbacks ?? []), ...(chain ?? []), chord]) {
+  // Walked list by list, not joined: most messages have none, and it runs for every message.
+  return (
+    firstUnhonourable(callbacks) ??
+    firstUnhonourable(errbacks) ??
+    firstUnhonourable(chain) ??
+    (chord ? unhonourableSignature(chord) : undefined)
+  );
+}
+
+function firstUnhonourable(
+  signatures: readonly Signature[] | null | undefined,
+): string | undefined {
+  if (!signatures) return undefined;
+  for (const sig of signatures) {
     const reason = sig ? unhonourableSignature(sig) : undefined;
     if (reason !== undefined) return reason;
   }

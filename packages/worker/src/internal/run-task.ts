@@ -13,6 +13,7 @@ import {
   type TaskMessage,
 } from "@celery-ts/core";
 import { setLongTimeout, type LongTimeout } from "./long-timeout.ts";
+import { TaskAbort, type Terminator } from "./task-abort.ts";
 
 /** How a run ended; the worker turns each into acks, results and retries. */
 export type RunOutcome =
@@ -28,22 +29,10 @@ export interface RunTaskInput {
   /** Aborts the task's signal from outside (a shutdown past its grace period). */
   shutdown: AbortSignal;
   /** Aborts the task's signal and stops waiting for it (revoke with terminate). */
-  terminate?: AbortSignal;
+  terminate?: Terminator;
   /** Limits set by remote control (`time_limit`): they win over the task's options. */
   timeLimit?: { soft?: number; hard?: number } | undefined;
-  updateState(state: string, meta: unknown): Promise<void>;
-}
-
-/** The time limit in force: the message's header wins over the task's option, as in Celery. */
-function limits(input: RunTaskInput): { soft?: number; hard?: number } {
-  const [hard, soft] = input.message.headers.timelimit;
-  const fromTask = input.timeLimit ?? input.task.options.timeLimit ?? {};
-  const result: { soft?: number; hard?: number } = {};
-  const s = soft ?? fromTask.soft;
-  const h = hard ?? fromTask.hard;
-  if (s !== undefined) result.soft = s;
-  if (h !== undefined) result.hard = h;
-  return result;
+  updateState: (state: string, meta: unknown) => Promise<void>;
 }
 
 function timeLimitError(kind: "soft" | "hard", seconds: number, task: string): CeleryTsError {
@@ -57,10 +46,14 @@ function timeLimitError(kind: "soft" | "hard", seconds: number, task: string): C
   return withExceptionArgs(error, kind === "hard" ? [seconds] : []);
 }
 
+/** `currentTask().retry`: the same function for every task. */
+const retry = (options: RetryOptions = {}): never => {
+  throw new RetryTask(options);
+};
+
 /** Runs one task with its context and time limits, and classifies how it ended. */
 export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   const { task, message } = input;
-  const { headers } = message;
   let callArgs: unknown[];
   try {
     // Bound as Python binds a call; a call that does not fit never runs (with `undefined`).
@@ -68,69 +61,99 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   } catch (error) {
     return { kind: "failure", error, ...argumentsHint(task) };
   }
-  const controller = new AbortController();
-  const timers: LongTimeout[] = [];
-  const onShutdown = (): void => controller.abort(input.shutdown.reason);
-  input.shutdown.addEventListener("abort", onShutdown, { once: true });
-
-  const { soft, hard } = limits(input);
-  if (soft !== undefined) {
-    timers.push(
-      setLongTimeout(() => controller.abort(timeLimitError("soft", soft, task.name)), soft * 1000),
-    );
-  }
-  const { terminate } = input;
-  const terminated =
-    terminate &&
-    new Promise<never>((_, reject) => {
-      const onTerminate = (): void => {
-        controller.abort(terminate.reason);
-        reject(terminate.reason as Error);
-      };
-      if (terminate.aborted) onTerminate();
-      else terminate.addEventListener("abort", onTerminate, { once: true });
-    });
-  const hardLimit =
-    hard === undefined
+  const abort = new TaskAbort(input.shutdown);
+  // The time limit in force: the message's header wins over the task's option, as in Celery.
+  const [hardHeader, softHeader] = message.headers.timelimit;
+  const fromTask = input.timeLimit ?? input.task.options.timeLimit;
+  const soft = softHeader ?? fromTask?.soft;
+  const hard = hardHeader ?? fromTask?.hard;
+  const softTimer =
+    soft === undefined
       ? undefined
-      : new Promise<never>((_, reject) => {
-          timers.push(
-            setLongTimeout(() => {
-              const error = timeLimitError("hard", hard, task.name);
-              controller.abort(error);
-              reject(error);
-            }, hard * 1000),
-          );
-        });
-
-  const context: TaskContext = {
-    id: headers.id,
-    name: task.name,
-    retries: headers.retries,
-    args: message.args,
-    kwargs: message.kwargs,
-    rootId: headers.root_id,
-    parentId: headers.parent_id,
-    headers,
-    queue: input.queue,
-    signal: controller.signal,
-    retry: (options = {}): never => {
-      throw new RetryTask(options);
-    },
-    updateState: (state, meta) => input.updateState(state, meta),
-  };
-
+      : setLongTimeout(() => abort.abort(timeLimitError("soft", soft, task.name)), soft * 1000);
+  const stops: Stops = { abort, hardTimer: undefined };
   try {
-    const running = runWithTaskContext(context, async () => task.run(...callArgs));
-    const stops = [hardLimit, terminated].filter((p) => p !== undefined);
-    const value = await (stops.length > 0 ? Promise.race([running, ...stops]) : running);
+    const running = runWithTaskContext(new RunContext(input, abort), () => task.run(...callArgs));
+    const { terminate } = input;
+    const value = await (hard === undefined && terminate === undefined
+      ? running
+      : untilStopped(running, stops, hard, terminate, task.name));
     return { kind: "success", value };
   } catch (error) {
     return classify(task, error);
   } finally {
-    timers.forEach((timer) => timer.clear());
-    input.shutdown.removeEventListener("abort", onShutdown);
+    softTimer?.clear();
+    stops.hardTimer?.clear();
+    abort.end();
   }
+}
+
+/**
+ * A running task's `currentTask()`. A class, not an object literal: its lazy `signal` is a getter
+ * on the prototype (a getter in a literal made each context several microseconds slower).
+ */
+class RunContext implements TaskContext {
+  readonly id: string;
+  readonly name: string;
+  readonly retries: number;
+  readonly args: readonly unknown[];
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  readonly rootId: string | null;
+  readonly parentId: string | null;
+  readonly headers: Readonly<Record<string, unknown>>;
+  readonly queue: string;
+  readonly retry = retry;
+  readonly updateState: (state: string, meta?: unknown) => Promise<void>;
+  readonly #abort: TaskAbort;
+
+  constructor(input: RunTaskInput, abort: TaskAbort) {
+    const { message, task } = input;
+    const { headers } = message;
+    this.id = headers.id;
+    this.name = task.name;
+    this.retries = headers.retries;
+    this.args = message.args;
+    this.kwargs = message.kwargs;
+    this.rootId = headers.root_id;
+    this.parentId = headers.parent_id;
+    this.headers = headers;
+    this.queue = input.queue;
+    this.updateState = input.updateState;
+    this.#abort = abort;
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+}
+
+interface Stops {
+  abort: TaskAbort;
+  hardTimer: LongTimeout | undefined;
+}
+
+/**
+ * The task's value, unless its hard time limit or a terminate comes first: then its signal is
+ * aborted and the wait ends (rejects) with the reason, while the function itself runs on.
+ */
+function untilStopped(
+  running: unknown,
+  stops: Stops,
+  hard: number | undefined,
+  terminate: Terminator | undefined,
+  name: string,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const stop = (reason: unknown): void => {
+      stops.abort.abort(reason);
+      reject(reason);
+    };
+    if (hard !== undefined) {
+      stops.hardTimer = setLongTimeout(() => stop(timeLimitError("hard", hard, name)), hard * 1000);
+    }
+    terminate?.listen(stop);
+    Promise.resolve(running).then(resolve, reject);
+  });
 }
 
 function classify(task: TaskDefinition, error: unknown): RunOutcome {

@@ -2,6 +2,7 @@ import { TaskState, isReadyState, parseCeleryDate, traceRun } from "@celery-ts/c
 import { ONCE_HEADER, claimOnce } from "../beat/once.ts";
 import { taskLogFields } from "../internal/log-fields.ts";
 import { runTask, type RunOutcome } from "../internal/run-task.ts";
+import { Terminator } from "../internal/task-abort.ts";
 import { storeState } from "../results/store-result.ts";
 import type { Job, WorkerState } from "../setup/state.ts";
 import { finish } from "./finish.ts";
@@ -11,6 +12,9 @@ import { settle } from "./settle.ts";
 /** What a trace records as the run's error. */
 const failureOf = (outcome: RunOutcome): unknown =>
   outcome.kind === "failure" ? outcome.error : undefined;
+
+/** The task-started event's fields: the same for every task. */
+const STARTED_FIELDS: Readonly<Record<string, unknown>> = { pid: process.pid };
 
 /**
  * Runs one job, from its last checks before running to its settled message. `release` frees the
@@ -44,23 +48,23 @@ export async function execute(state: WorkerState, job: Job, release: () => void)
       date_done: null,
     });
   }
-  log.info("task started", {
-    ...fields,
-    retries,
-    ...(delivery.redelivered && { redelivered: true }),
-  });
-  await state.lifecycle.prerun(task, message);
+  log.info(
+    "task started",
+    delivery.redelivered ? { ...fields, retries, redelivered: true } : { ...fields, retries },
+  );
+  const prerun = state.lifecycle.prerun(task, message);
+  if (prerun) await prerun;
   const started = performance.now();
-  const terminate = new AbortController();
-  control.requests.started(id, (reason) => terminate.abort(reason));
-  control.events.task("task-started", message, { pid: process.pid });
+  const terminator = new Terminator();
+  control.requests.started(id, terminator.terminate);
+  control.events.task("task-started", message, STARTED_FIELDS);
   const run = (): ReturnType<typeof runTask> =>
     runTask({
       task,
       message,
       queue: delivery.queue,
       shutdown: state.shutdown.signal,
-      terminate: terminate.signal,
+      terminate: terminator,
       timeLimit: control.timeLimits.get(task.name),
       updateState: (status, meta) =>
         storeState(state, message, { status, result: meta, traceback: null, date_done: null }),
@@ -68,7 +72,7 @@ export async function execute(state: WorkerState, job: Job, release: () => void)
   const outcome = await traceRun(message, run, failureOf);
   release();
   if (abandoned.has(delivery)) return;
-  if (terminate.signal.aborted) return discardRevoked(state, job, "terminated");
+  if (terminator.terminated) return discardRevoked(state, job, "terminated");
   const runtime = Number(((performance.now() - started) / 1000).toFixed(6));
   try {
     await finish(state, job, outcome, storeResults, { ...fields, runtime });

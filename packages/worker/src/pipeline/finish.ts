@@ -8,8 +8,11 @@ import { settle } from "./settle.ts";
 
 type Fields = Record<string, unknown>;
 
-/** Settles a run by its outcome: stores the result, sends the canvas, tells hooks and events. */
-export async function finish(
+/**
+ * Settles a run by its outcome: stores the result, sends the canvas, tells hooks and events.
+ * Not async itself: it hands back the promise of the step it picks, without a frame around it.
+ */
+export function finish(
   state: WorkerState,
   job: Job,
   outcome: RunOutcome,
@@ -21,25 +24,33 @@ export async function finish(
       return finishSuccess(state, job, outcome.value, storeResults, fields);
     case "retry":
       return retry(state, job, outcome.options, storeResults, fields);
-    case "failure": {
-      const { message, task } = job;
-      const acked = await storeFailure(state, message, outcome.error, storeResults, job.delivery);
-      await state.lifecycle.ended(task, message, {
-        state: TaskState.FAILURE,
-        error: outcome.error,
-      });
-      state.log.error("task failed", {
-        ...fields,
-        error: describeError(outcome.error),
-        ...(outcome.hint !== undefined && { hint: outcome.hint }),
-      });
-      state.control.events.failed(message, outcome.error);
-      if (!acked) await settle(state, job.delivery, "ack");
-      return;
-    }
+    case "failure":
+      return finishFailure(state, job, outcome, storeResults, fields);
     case "signal":
       return finishSignal(state, job, outcome.signal, fields);
   }
+}
+
+async function finishFailure(
+  state: WorkerState,
+  job: Job,
+  outcome: Extract<RunOutcome, { kind: "failure" }>,
+  storeResults: boolean,
+  fields: Fields,
+): Promise<void> {
+  const { message, task } = job;
+  const acked = await storeFailure(state, message, outcome.error, storeResults, job.delivery);
+  await state.lifecycle.ended(task, message, {
+    state: TaskState.FAILURE,
+    error: outcome.error,
+  });
+  state.log.error("task failed", {
+    ...fields,
+    error: describeError(outcome.error),
+    ...(outcome.hint !== undefined && { hint: outcome.hint }),
+  });
+  state.control.events.failed(message, outcome.error);
+  if (!acked) await settle(state, job.delivery, "ack");
 }
 
 async function finishSuccess(
@@ -52,9 +63,10 @@ async function finishSuccess(
   const { message, task } = job;
   const { canvas } = state;
   // Celery sends callbacks and the chain's next step before storing, so children lists them.
-  let children: unknown[];
+  let children: unknown[] = [];
   try {
-    children = await canvas.afterSuccess(message, value);
+    const sending = canvas.afterSuccess(message, value);
+    if (sending) children = await sending;
   } catch (error) {
     // A canvas that cannot be sent (a malformed signature) fails the task, as in Celery;
     // a broker outage is retryable and requeues it instead.
@@ -78,8 +90,10 @@ async function finishSuccess(
   }
   // Logged once the result is stored, before the canvas around it is sent.
   state.log.info("task succeeded", fields);
-  await countChordPart(state, message, value, fields);
-  await state.lifecycle.ended(task, message, { state: TaskState.SUCCESS, result: value });
+  const counting = state.canvas.afterStored(message, value);
+  if (counting) await countChordPart(state, counting, message, fields);
+  const ending = state.lifecycle.ended(task, message, { state: TaskState.SUCCESS, result: value });
+  if (ending) await ending;
   const { events } = state.control;
   if (events.wanted(message)) {
     events.task("task-succeeded", message, { result: pythonRepr(value), runtime: fields.runtime });
@@ -94,12 +108,12 @@ async function finishSuccess(
  */
 async function countChordPart(
   state: WorkerState,
+  counting: Promise<void>,
   message: Job["message"],
-  value: unknown,
   fields: Fields,
 ): Promise<void> {
   try {
-    await state.canvas.afterStored(message, value);
+    await counting;
   } catch (error) {
     state.log.error(
       `task ${message.headers.task}[${message.headers.id}] succeeded and its result is stored, ` +

@@ -11,6 +11,8 @@ import type { WorkerState } from "../setup/state.ts";
 import { discardRevoked } from "./revoke.ts";
 import { deadLetter, refuse } from "./settle.ts";
 
+const DEFAULT_DECODING = {};
+
 /**
  * The first step for each delivery: decode it (refusing what cannot run), find its task, then
  * hold it until its eta or hand it to the rate gate.
@@ -25,9 +27,10 @@ export function receive(state: WorkerState, delivery: Delivery): void {
     const reason = unhonourable(delivery.message);
     if (reason !== undefined) throw new Error(reason);
     const { maxBodyBytes } = state.options;
-    message = decodeTaskMessage(delivery.message, {
-      ...(maxBodyBytes !== undefined && { maxBodyBytes }),
-    });
+    message = decodeTaskMessage(
+      delivery.message,
+      maxBodyBytes === undefined ? DEFAULT_DECODING : { maxBodyBytes },
+    );
     const canvasReason = unhonourableCanvas(message);
     if (canvasReason !== undefined) throw new Error(canvasReason);
   } catch (error) {

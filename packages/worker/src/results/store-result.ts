@@ -74,7 +74,7 @@ export async function storeFinal(
 /** Where an rpc:// backend must send the result. */
 function storeOptions(message: TaskMessage): StoreOptions {
   const { reply_to: replyTo, correlation_id: correlationId } = message.properties;
-  return { ...(replyTo !== undefined && { replyTo }), correlationId };
+  return replyTo === undefined ? { correlationId } : { replyTo, correlationId };
 }
 
 /**
