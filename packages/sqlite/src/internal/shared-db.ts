@@ -73,6 +73,12 @@ function open(path: string): Entry {
     db.close();
     throw error;
   }
+  // Writes rarely fail: a group first runs without a savepoint per write (two statements each
+  // saved); if one fails, the transaction is rolled back and run again with savepoints, so that
+  // the failing write fails alone.
+  const plain = db.transaction((writes: Write[]) => {
+    for (const write of writes) write.outcome = { ok: true, value: write.run() };
+  });
   const savepoint = db.transaction((write: Write) => write.run());
   const group = db.transaction((writes: Write[]) => {
     for (const write of writes) {
@@ -84,7 +90,14 @@ function open(path: string): Entry {
     }
   });
   const commit = (writes: Write[]): void => {
-    if (writes.length > 1) return group.immediate(writes);
+    if (writes.length > 1) {
+      try {
+        return plain.immediate(writes);
+      } catch (error) {
+        if (isBusy(error)) throw error;
+        return group.immediate(writes);
+      }
+    }
     const [write] = writes as [Write];
     try {
       write.outcome = { ok: true, value: write.run() };
