@@ -83,7 +83,14 @@ export async function fill(
   return { perSecond: perSecond(count, ms), ids, cpuUs };
 }
 
-/** A worker process drains `count` queued tasks: rate, CPU per task, RSS at the end. */
+/** Checkpoints a drain reports: its figures run from the first to the last (steady state). */
+const CHECKPOINTS = 10;
+
+/**
+ * A worker process drains `count` queued tasks: its rate and CPU per task in steady state (from
+ * the first tenth of the tasks done to the last, so that neither start-up nor warming the code up
+ * counts), and its RSS at the end.
+ */
 export async function drain(
   system: System,
   concurrency: number,
@@ -100,11 +107,18 @@ export async function drain(
       prefix,
       queue: QUEUE,
       concurrency,
-      every: count,
+      every: Math.max(1, Math.floor(count / CHECKPOINTS)),
     });
-    const done = await worker.next();
+    const first = await worker.next();
+    let last = first;
+    for (let n = 1; n < CHECKPOINTS; n++) last = await worker.next();
     await worker.stop();
-    return { rate: perSecond(count, done.ms), cpuUs: done.cpuUs / count, rss: done.rss };
+    const tasks = last.tasks - first.tasks;
+    return {
+      rate: perSecond(tasks, last.ms - first.ms),
+      cpuUs: (last.cpuUs - first.cpuUs) / tasks,
+      rss: last.rss,
+    };
   } finally {
     await dropKeys(prefix);
   }
@@ -167,7 +181,7 @@ async function pythonDrain(count: number): Promise<{ rate: number; cpuUs: number
 
 /** One round of every scenario for one system, added to its samples. */
 async function round(system: System | "python", total: number, into: Samples): Promise<void> {
-  const c1 = Math.max(200, total / 10);
+  const c1 = Math.max(1_000, total / 4);
   if (system === "python") {
     const run = await pythonDrain(c1);
     add(into, "process", run.rate);
@@ -271,7 +285,7 @@ export async function redisSection(total: number): Promise<Section> {
       pythonKey ? cell(python[pythonKey], bull[key], unit) : "n/a",
     ],
   });
-  const c1 = Math.max(200, total / 10);
+  const c1 = Math.max(1_000, total / 4);
   return {
     title: `Redis: celery-ts, BullMQ 6.7 and Python Celery 5.2 (prefork) on one Redis (${total} no-op tasks, ${ROUNDS} interleaved rounds)`,
     columns: ["celery-ts", "BullMQ", "Python Celery, prefork"],
@@ -289,23 +303,16 @@ export async function redisSection(total: number): Promise<Section> {
     ],
     notes: `Medians of ${ROUNDS} interleaved rounds (each system in turn, round after round), ± half their
 range; ratios are to BullMQ, the median of the rounds' ratios (above 1× is better, for costs too).
-Each worker runs in a process of its own, timed from just before it starts until its last result
-is stored (BullMQ: its last "completed"); CPU per task and RSS are that process's. Both store
-results (celery-ts in Celery's layout) and acknowledge after storing. Python Celery runs Debian's
-celery 5.2 with its defaults (prefork pool of one process per core, prefetch 4 each, early ack),
-timed from its "ready" line to its last result; its CPU and RSS are the pool's and the master's
-together, and it is filled by celery-ts's sendMany (its enqueue is not measured). It stands
-beside concurrency 1 (a pool of ${"`nproc`"} single-task processes). Before the first round each
-system's producer sends a few unmeasured batches, so that rounds compare warm code.
-
-What changed since the last run, per task on Redis: an ack and a stored result are one EVALSHA
-each instead of a MULTI of two commands; the consumer's client tracking has NOLOOP, so its own
-takes no longer wake it (at concurrency 1 each take set off an invalidation of its own list);
-the envelope is parsed once, not twice; delivery tags are made by the take script only for the
-messages it takes. Worker CPU per task went from 2.0x / 2.8x BullMQ's (concurrency 50 / 1, the
-issue's figures) to about 1.5x / 1.9x here. Still to do: one script that stores the result,
-acknowledges and takes the next message when broker and backend share a Redis (each task still
-costs three round trips: take, store, ack; BullMQ's moveToFinished does one), the store and the
-ack on one connection so that they share a write, and fewer allocations per task.`,
+Each worker runs in a process of its own and reports every tenth of its tasks; its rate and CPU
+per task run from the first report to the last (steady state: neither start-up nor warming the
+code up counts), its RSS is at the end. A task counts once its result is stored (BullMQ: its
+"completed"). Both store results (celery-ts in Celery's layout) and acknowledge after storing,
+each with its defaults (celery-ts: prefetch 1.25 × the concurrency; BullMQ fetches the next job
+with each completion). Python Celery runs Debian's celery 5.2 with its defaults (prefork pool of
+one process per core, prefetch 4 each, early ack), timed from its "ready" line (after its start-up)
+to its last result; its CPU and RSS are the pool's and the master's together, and it is filled
+by celery-ts's sendMany (its enqueue is not measured). It stands beside concurrency 1 (a pool of
+${"`nproc`"} single-task processes). Before the first round each system's producer sends a few
+unmeasured batches, so that rounds compare warm code.`,
   };
 }

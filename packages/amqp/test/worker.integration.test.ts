@@ -53,6 +53,7 @@ describe("the celery-ts worker on RabbitMQ", () => {
       tasks: [note],
       queues: [queue],
       concurrency: 1,
+      prefetch: 1,
       shutdownTimeout: 5,
     });
     await worker.start();

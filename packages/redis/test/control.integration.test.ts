@@ -110,7 +110,7 @@ describe("Python's celery inspect, control and status on a TypeScript worker (Re
     const result = await client.sendTask("control.add", { args: [2, 3], queue: q2 });
     await expect(result.get({ timeout: 20 })).resolves.toBe(5);
     const [stats] = await runPythonControl(config, call("stats")).then((r) => r as unknown[]);
-    expect(stats).toMatchObject({ [node]: { prefetch_count: 52, total: { "control.add": 1 } } });
+    expect(stats).toMatchObject({ [node]: { prefetch_count: 65, total: { "control.add": 1 } } });
   }, 90_000);
 
   it("show a running task in inspect active and query_task", async () => {

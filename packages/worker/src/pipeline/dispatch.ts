@@ -2,11 +2,16 @@ import type { WorkerState } from "../setup/state.ts";
 import { execute } from "./execute.ts";
 import { settle } from "./settle.ts";
 
-/** Starts ready jobs while a slot is free, unless the worker is shutting down or retiring. */
+/**
+ * Starts ready jobs while a slot is free, unless the worker is shutting down or retiring. A slot
+ * is held while the task's own code runs; storing its result and acknowledging its message go on
+ * after the slot is freed (still tracked in `running`, so shutdown waits for them), bounded by
+ * the prefetch: a message counts against it until it is settled.
+ */
 export function dispatch(state: WorkerState): void {
   const { ready, running, active, recycler, shutdown, log } = state;
   while (
-    running.size < state.concurrency &&
+    state.busy < state.concurrency &&
     ready.length > 0 &&
     !shutdown.signal.aborted &&
     !recycler.retiring
@@ -14,7 +19,17 @@ export function dispatch(state: WorkerState): void {
     const job = ready.shift()!;
     active.add(job.delivery);
     recycler.taskStarted();
-    const execution = execute(state, job).catch((error: unknown) => {
+    state.busy++;
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      state.busy--;
+      // Memory is checked once the task's code is done, before its slot takes the next task.
+      recycler.taskFinished();
+      dispatch(state);
+    };
+    const execution = execute(state, job, release).catch((error: unknown) => {
       log.error("unexpected error while handling a task; it will be redelivered", {
         id: job.message.headers.id,
         error: String(error),
@@ -26,8 +41,7 @@ export function dispatch(state: WorkerState): void {
       state.control.requests.finished(job.message.headers.id);
       running.delete(execution);
       active.delete(job.delivery);
-      recycler.taskFinished();
-      dispatch(state);
+      release();
     });
   }
 }

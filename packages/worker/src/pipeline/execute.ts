@@ -12,8 +12,11 @@ import { settle } from "./settle.ts";
 const failureOf = (outcome: RunOutcome): unknown =>
   outcome.kind === "failure" ? outcome.error : undefined;
 
-/** Runs one job, from its last checks before running to its settled message. */
-export async function execute(state: WorkerState, job: Job): Promise<void> {
+/**
+ * Runs one job, from its last checks before running to its settled message. `release` frees the
+ * job's concurrency slot: called once the task's code has returned, before its result is stored.
+ */
+export async function execute(state: WorkerState, job: Job, release: () => void): Promise<void> {
   const { delivery, message, task } = job;
   const { log, control, backend, abandoned } = state;
   const { id, retries, expires } = message.headers;
@@ -63,6 +66,7 @@ export async function execute(state: WorkerState, job: Job): Promise<void> {
         storeState(state, message, { status, result: meta, traceback: null, date_done: null }),
     });
   const outcome = await traceRun(message, run, failureOf);
+  release();
   if (abandoned.has(delivery)) return;
   if (terminate.signal.aborted) return discardRevoked(state, job, "terminated");
   const runtime = Number(((performance.now() - started) / 1000).toFixed(6));

@@ -30,7 +30,7 @@ export async function storeState(
       { status, result, traceback, children, date_done, task_id: id },
       storeOptions(message),
     );
-  // A final state is kept through an outage (bounded: its task's slot waits with it).
+  // A final state is kept through an outage (bounded: its message counts against the prefetch).
   await (isReadyState(status) ? state.keepTrying("a task's result", write) : write());
 }
 

@@ -34,7 +34,11 @@ export interface WorkerOptions extends ControlOptions, MetricsOptions {
   queues?: string[];
   /** Tasks run at once in this process (async). @default 50 (measured in `pnpm bench`) */
   concurrency?: number;
-  /** Messages taken from the broker ahead of a free slot. @default concurrency */
+  /**
+   * Messages this process holds at once: running, waiting for a slot, or being stored and
+   * acknowledged. Above `concurrency`, the rest are taken ahead, so that a freed slot starts its
+   * next task without a round trip to the broker. @default 1.25 × concurrency, rounded up
+   */
   prefetch?: number;
   /** Seconds that running tasks get to finish after `stop()`. @default 30 */
   shutdownTimeout?: number;
@@ -68,6 +72,13 @@ export interface WorkerOptions extends ControlOptions, MetricsOptions {
   store?: CoordinationStore | string;
 }
 
+/**
+ * The default prefetch: the slots, and a quarter more taken ahead (at least one), so that a slot
+ * freed while the last result is stored and acknowledged starts its next task at once.
+ */
+export const defaultPrefetch = (concurrency: number): number =>
+  concurrency + Math.ceil(concurrency / 4);
+
 /** The options with their defaults applied. */
 export interface ResolvedOptions {
   log: Logger;
@@ -83,7 +94,7 @@ export function resolveOptions(options: WorkerOptions): ResolvedOptions {
     log: options.logger ?? silentLogger,
     hostname: options.hostname ?? `celery-ts@${osHostname()}`,
     concurrency,
-    prefetch: options.prefetch ?? concurrency,
+    prefetch: options.prefetch ?? defaultPrefetch(concurrency),
     queues: options.queues ?? ["celery"],
   };
 }

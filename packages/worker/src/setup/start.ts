@@ -53,7 +53,7 @@ async function openServices(state: WorkerState): Promise<void> {
         logger: log,
         prefetched: () => ready.length + held.size + active.size,
         prefetchLimit: () => flow.prefetch,
-        running: () => active.size,
+        running: () => state.busy,
         queues: () => state.queues,
         transport: () => state.transport,
       },

@@ -52,7 +52,10 @@ export interface WorkerState {
   readonly keepTrying: KeepTrying;
   readonly ready: Job[];
   readonly held: Map<LongTimeout, Job>;
+  /** Every job from dispatch until its message is settled (shutdown waits for them). */
   readonly running: Set<Promise<void>>;
+  /** Concurrency slots in use: jobs whose task's code is running (at most `concurrency`). */
+  busy: number;
   readonly gate: RateGate<Job>;
   /** Deliveries whose task is running now. */
   readonly active: Set<Delivery>;
@@ -134,6 +137,7 @@ export function createWorkerState(options: WorkerOptions): WorkerState {
     ready: [],
     held: new Map(),
     running: new Set(),
+    busy: 0,
     gate,
     active: new Set(),
     abandoned: new Set(),
