@@ -1,7 +1,7 @@
 import { utimesSync, watch, writeFileSync, type FSWatcher } from "node:fs";
 import { basename, dirname } from "node:path";
 
-/** What a change is about: whom it wakes, in this process and in the others. */
+/** What a change is about: who in this process it wakes (a change from elsewhere wakes all). */
 export type Topic = "messages" | "results" | "broadcasts";
 
 interface Feed {
@@ -11,22 +11,11 @@ interface Feed {
   scheduled: boolean;
   /** The topics of this process's writes among the changes to tell. */
   readonly local: Set<Topic>;
-  /** The topics of other processes' wake files among the changes to tell. */
-  readonly external: Set<Topic>;
-  /** Per topic, the database's data version when a change from elsewhere last woke it. */
-  readonly versions: Map<Topic, number>;
-  /** A write seen only in the WAL (no wake file touched) wakes every topic then. */
-  walTimer: NodeJS.Timeout | undefined;
+  /** A file event is among the changes to tell. */
+  external: boolean;
+  /** The database's data version when the file watch last woke the listeners. */
+  version: number | undefined;
 }
-
-const TOPICS: readonly Topic[] = ["messages", "results", "broadcasts"];
-
-/**
- * How long after a WAL write that no wake file announced (a writer other than this library) the
- * listeners of every topic are woken: one wake-up for all the WAL writes in that time, which
- * under load are a few per commit, and which our own writers announce precisely anyway.
- */
-const WAL_FALLBACK_MS = 10;
 
 /** One feed per database file in this process, shared by all its connections. */
 const feeds = new Map<string, Feed>();
@@ -45,75 +34,60 @@ export function readDataVersionWith(path: string, read: () => number): () => voi
   };
 }
 
-/**
- * The external topics whose listeners to wake: those for which another connection committed
- * since they were last woken (the data version moved), or all of them when we cannot tell.
- */
-function changedElsewhere(feed: Feed): Set<Topic> {
-  const topics = new Set(feed.external);
-  feed.external.clear();
+/** True when another connection committed since the last wake-up, or when we cannot tell. */
+function changedElsewhere(feed: Feed): boolean {
   const read = versionReaders.get(feed.path);
-  if (!read || topics.size === 0) return topics;
+  if (!read) return true;
   let version: number;
   try {
     version = read();
   } catch {
-    return topics;
+    return true;
   }
-  for (const topic of topics) {
-    if (feed.versions.get(topic) === version) topics.delete(topic);
-    else feed.versions.set(topic, version);
-  }
-  return topics;
+  if (version === feed.version) return false;
+  feed.version = version;
+  return true;
 }
 
-/** A change: a write of this process (`local`), or one from elsewhere. */
-function fire(feed: Feed, topics: readonly Topic[], local: boolean): void {
-  for (const topic of topics) (local ? feed.local : feed.external).add(topic);
-  // Coalesce: one burst of writes (or file events) wakes each listener once, on a later tick, so
+/** A change: a write of this process (its topic), or a file event (undefined). */
+function fire(feed: Feed, topic: Topic | undefined): void {
+  if (topic) feed.local.add(topic);
+  else feed.external = true;
+  // Coalesce: one burst of writes (or WAL events) wakes each listener once, on a later tick, so
   // a writer never runs a consumer's code in its own call stack.
   if (feed.scheduled) return;
   feed.scheduled = true;
   setImmediate(() => {
     feed.scheduled = false;
-    const external = changedElsewhere(feed);
+    const all = feed.external && changedElsewhere(feed);
     const local = new Set(feed.local);
+    feed.external = false;
     feed.local.clear();
-    for (const [listener, topic] of feed.listeners) {
-      if (local.has(topic) || external.has(topic)) listener();
-    }
+    for (const [listener, topic] of feed.listeners) if (all || local.has(topic)) listener();
   });
 }
 
 /**
  * The file whose timestamps a writer of this library touches after each commit that may wake
- * someone of `topic` (a publish, a stored result, a broadcast): `<database>-celery-ts-wake-<topic>`,
- * next to the database. Without a topic, the name earlier versions touched for every topic.
+ * someone (a publish, a stored result): `<database>-celery-ts-wake`, next to the database.
  */
-const wakeFile = (path: string, topic?: Topic): string =>
-  topic ? `${path}-celery-ts-wake-${topic}` : `${path}-celery-ts-wake`;
+const wakeFile = (path: string): string => `${path}-celery-ts-wake`;
 
 /**
- * Our writers touch the wake file of their topic once their commit is visible, so a process is
- * woken for what concerns its listeners only, and never too early. Every commit from any process
- * also appends to the database's `-wal` file: a WAL write no wake file announced (another
- * program's) wakes every topic, WAL_FALLBACK_MS later. The directory is watched, not the files:
- * SQLite deletes and recreates the `-wal` file. Where watching is unsupported this returns
- * undefined and pollers keep polling, which only costs latency.
+ * Every commit from any process appends to the database's `-wal` file, so watching it wakes
+ * pollers in other processes at once. But SQLite writes the WAL's frames before it makes the
+ * commit visible, so a reader woken by them can look too early and see nothing; our own writers
+ * therefore also touch the wake file once their commit is visible, and that wake-up cannot come
+ * too early. The directory is watched, not the files: SQLite deletes and recreates the `-wal`
+ * file. Where watching is unsupported this returns undefined and pollers keep polling, which only
+ * costs latency.
  */
 function watchWal(path: string, feed: Feed): FSWatcher | undefined {
   const wal = `${basename(path)}-wal`;
-  const byName = new Map<string, readonly Topic[]>([[basename(wakeFile(path)), TOPICS]]);
-  for (const topic of TOPICS) byName.set(basename(wakeFile(path, topic)), [topic]);
-  const fallback = (): void => {
-    feed.walTimer = undefined;
-    fire(feed, TOPICS, false);
-  };
+  const wake = basename(wakeFile(path));
   try {
     const watcher = watch(dirname(path), { persistent: false }, (_event, filename) => {
-      const topics = filename === null ? TOPICS : byName.get(filename);
-      if (topics) fire(feed, topics, false);
-      else if (filename === wal) feed.walTimer ??= setTimeout(fallback, WAL_FALLBACK_MS);
+      if (filename === null || filename === wal || filename === wake) fire(feed, undefined);
     });
     watcher.on("error", () => {
       watcher.close();
@@ -125,9 +99,9 @@ function watchWal(path: string, feed: Feed): FSWatcher | undefined {
   }
 }
 
-/** Wakes the watchers of other processes: one timestamp update on the topic's wake file. */
-function touch(path: string, topic: Topic): void {
-  const file = wakeFile(path, topic);
+/** Wakes the watchers of other processes: one timestamp update on the wake file. */
+function touch(path: string): void {
+  const file = wakeFile(path);
   const now = new Date();
   try {
     utimesSync(file, now, now);
@@ -142,18 +116,17 @@ function touch(path: string, topic: Topic): void {
 
 /**
  * Tells the listeners on `path` that the database changed: in this process those of `topics`, in
- * others those of `topics` too (a touch of each topic's wake file). Call it after the commit.
+ * others all of them (one touch of the wake file for all the topics). Call it after the commit.
  */
 export function notifyChange(path: string, ...topics: Topic[]): void {
-  for (const topic of topics) touch(path, topic);
+  touch(path);
   const feed = feeds.get(path);
-  if (feed) fire(feed, topics, true);
+  if (feed) for (const topic of topics) fire(feed, topic);
 }
 
 /**
  * Calls `listener` (coalesced, asynchronously) when the database at `path` may have changed: on
- * writes of `topic` from this process or another, and on a write from elsewhere that did not say
- * what it was about.
+ * this process's writes of `topic`, and on every change from elsewhere.
  */
 export function subscribeToChanges(path: string, topic: Topic, listener: () => void): () => void {
   let feed = feeds.get(path);
@@ -164,9 +137,8 @@ export function subscribeToChanges(path: string, topic: Topic, listener: () => v
       watcher: undefined,
       scheduled: false,
       local: new Set(),
-      external: new Set(),
-      versions: new Map(),
-      walTimer: undefined,
+      external: false,
+      version: undefined,
     };
     feed.watcher = watchWal(path, feed);
     feeds.set(path, feed);
@@ -177,7 +149,6 @@ export function subscribeToChanges(path: string, topic: Topic, listener: () => v
     subscribed.listeners.delete(listener);
     if (subscribed.listeners.size === 0 && feeds.get(path) === subscribed) {
       subscribed.watcher?.close();
-      clearTimeout(subscribed.walTimer);
       feeds.delete(path);
     }
   };
