@@ -43,8 +43,8 @@ export async function controlSection(total: number): Promise<Section> {
     ],
     notes: `"off" is \`remoteControl: false, heartbeat: false\`; "default" listens on the pidbox and sends a
 heartbeat every 2 s; "task events on" sends task-received, task-started and task-succeeded per
-task, batched as a Celery worker does: the task events of one event-loop turn (up to 24) go out as
-one \`task.multi\` PUBLISH. Medians of ${ROUNDS} interleaved rounds (the order of the modes turns
+task, batched as a Celery worker does: the task events of one event-loop turn (up to 128) go out
+as one \`task.multi\` PUBLISH. Medians of ${ROUNDS} interleaved rounds (the order of the modes turns
 each round), ± half their range; ratios are to "off", the median of the rounds' ratios (above 1× is
 better, for the CPU time too). Each figure is a worker in the bench's process, start-up included,
 on the run's Redis; the CPU time is the process's (user and system) while the worker ran, which

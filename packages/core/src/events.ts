@@ -49,6 +49,11 @@ export interface EventPublisher {
    * a buffered group resolves once the batch it joined was published.
    */
   send(type: string, fields?: Record<string, unknown>): Promise<void>;
+  /**
+   * A task event: as `send(type, {uuid, ...fields})`, without making that object (a worker with
+   * task events on sends three per task).
+   */
+  sendTask(type: string, uuid: string, fields?: Record<string, unknown>): Promise<void>;
   /** Publishes the buffered events now (before a worker-offline, at shutdown). */
   flush(): Promise<void>;
 }
@@ -68,16 +73,24 @@ export interface EventPublisherOptions {
   bufferLimit?: number;
 }
 
+/** `groupOf` of the event types seen (a few dozen): no substring made per event. */
+const groups = new Map<string, string>();
+
 /** Celery's `group_from`: `task` of `task-succeeded`. */
 function groupOf(type: string): string {
-  const dash = type.indexOf("-");
-  return dash === -1 ? type : type.slice(0, dash);
+  let group = groups.get(type);
+  if (group === undefined) {
+    const dash = type.indexOf("-");
+    group = dash === -1 ? type : type.slice(0, dash);
+    if (groups.size < 256) groups.set(type, group);
+  }
+  return group;
 }
 
 /** Events of one group waiting for their publish, as JSON text, and that publish once it began. */
 interface Batch {
-  /** `[`, then the pieces of the events' text, with `, ` between events. */
-  parts: string[];
+  /** The events' text, with `, ` between them (no brackets yet). */
+  text: string;
   count: number;
   /** The first event's type: a batch of one goes as that event, on its own routing key. */
   type: string;
@@ -91,9 +104,9 @@ interface Batch {
  * does. Failures go to `onError` (a log line) and are otherwise dropped, as Celery drops what it
  * cannot send.
  *
- * Each event is written as JSON text when it is sent (see `EventJson`) into its batch, which is
- * joined once when it goes: the events of a batch are encoded once, with no object per event, and
- * an event that cannot be encoded is reported alone instead of failing its batch.
+ * Each event is written as JSON text when it is sent (see `EventJson`) onto its batch's text: the
+ * events of a batch are encoded once, with no object per event, and an event that cannot be
+ * encoded is reported alone instead of failing its batch.
  */
 export function createEventPublisher(
   broadcast: Broadcast,
@@ -123,15 +136,40 @@ export function createEventPublisher(
     return batch;
   };
 
-  /** Writes the event into `out`; false (reported) when it cannot be encoded. */
-  const write = (out: string[], type: string, fields: Record<string, unknown>): boolean => {
+  /** The event's text; undefined (reported) when it cannot be encoded. */
+  const text = (
+    type: string,
+    fields: Record<string, unknown>,
+    uuid: string | undefined,
+  ): string | undefined => {
     try {
-      json.write(out, type, fields, forwardClock(), Date.now());
-      return true;
+      return json.text(type, fields, forwardClock(), Date.now(), uuid);
     } catch (error) {
       options.onError?.(error, type);
-      return false;
+      return undefined;
     }
+  };
+
+  const send = (
+    type: string,
+    fields: Record<string, unknown>,
+    uuid: string | undefined,
+  ): Promise<void> => {
+    const event = text(type, fields, uuid);
+    if (event === undefined) return Promise.resolve();
+    const group = groupOf(type);
+    if (!buffered.has(group)) return publish(event, type.replaceAll("-", "."), type);
+    const batch = batchOf(group);
+    if (batch.count++ === 0) {
+      batch.type = type;
+      batch.text = event;
+    } else {
+      batch.text += ", " + event;
+    }
+    // Celery's worker flushes on the next turn of its event loop, or once the buffer is full.
+    if (batch.count >= limit) batch.release();
+    else tick ??= setImmediate(() => void releaseAll());
+    return batch.sent;
   };
 
   const releaseAll = (): Promise<void[]> => {
@@ -144,26 +182,8 @@ export function createEventPublisher(
 
   return {
     hostname,
-    send(type, fields = {}) {
-      const group = groupOf(type);
-      if (!buffered.has(group)) {
-        const out: string[] = [];
-        if (!write(out, type, fields)) return Promise.resolve();
-        return publish(out.join(""), type.replaceAll("-", "."), type);
-      }
-      const batch = batchOf(group);
-      const mark = batch.parts.length;
-      if (batch.count > 0) batch.parts.push(", ");
-      if (!write(batch.parts, type, fields)) {
-        batch.parts.length = mark;
-        return Promise.resolve();
-      }
-      if (batch.count++ === 0) batch.type = type;
-      // Celery's worker flushes on the next turn of its event loop, or once the buffer is full.
-      if (batch.count >= limit) batch.release();
-      else tick ??= setImmediate(() => void releaseAll());
-      return batch.sent;
-    },
+    send: (type, fields = {}) => send(type, fields, undefined),
+    sendTask: (type, uuid, fields = {}) => send(type, fields, uuid),
     async flush() {
       await releaseAll();
     },
@@ -180,21 +200,16 @@ function openBatch(
   const sent = new Promise<void>((resolve) => {
     release = () => {
       gone();
-      const { parts, count, type } = batch;
-      if (count === 0) {
-        // Its only event could not be encoded (and was reported).
-        resolve();
-      } else if (count === 1) {
+      const { text, count, type } = batch;
+      if (count === 1) {
         // One event goes as itself, so receivers bound to its own routing key see it too.
-        parts[0] = "";
-        resolve(publish(parts.join(""), type.replaceAll("-", "."), type));
+        resolve(publish(text, type.replaceAll("-", "."), type));
       } else {
-        parts.push("]");
-        resolve(publish(parts.join(""), `${group}.multi`, `${group}-multi`));
+        resolve(publish(`[${text}]`, `${group}.multi`, `${group}-multi`));
       }
     };
   });
-  const batch: Batch = { parts: ["["], count: 0, type: "", sent, release };
+  const batch: Batch = { text: "", count: 0, type: "", sent, release };
   return batch;
 }
 

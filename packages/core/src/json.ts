@@ -123,11 +123,6 @@ function quoteKey(key: string): string {
   return quoted;
 }
 
-/** Whether `text` goes into a JSON string literal as it is (nothing to escape). */
-export function isPlainJsonText(text: string): boolean {
-  return !HAS_ESCAPE.test(text);
-}
-
 /** A JSON string literal, as `encodeJson` writes one. */
 export function quote(text: string): string {
   // Most strings need no escaping: skip the replace, which is the encoder's hot spot.

@@ -169,6 +169,25 @@ describe("event JSON", () => {
     );
   });
 
+  it("writes a task event (sendTask) as the event object with its uuid first", async () => {
+    const { broadcast, texts } = await rawTexts();
+    const publisher = createEventPublisher(broadcast, { hostname: "wörker@test" });
+    const sent: [string, Record<string, unknown>][] = [
+      ["task-received", { name: "t", args: "(1,)", retries: 0, eta: null }],
+      ["task-started", { pid: process.pid }],
+      ["task-succeeded", { result: "'ü'", runtime: 0.5 }],
+      // A uuid among the fields keeps its place first, with the fields' value, as a spread does.
+      ["task-failed", { exception: "E()", uuid: "other" }],
+      ["task-revoked", { hostname: "elsewhere" }],
+    ];
+    for (const [type, fields] of sent) await publisher.sendTask(type, "id-1", fields);
+    await until(() => texts.length === sent.length, "the events");
+    texts.forEach((text, i) => {
+      const [type, fields] = sent[i]!;
+      expect(text).toBe(expected(type, { uuid: "id-1", ...fields }, JSON.parse(text)));
+    });
+  });
+
   it("reports an event it cannot encode and still sends the others of its batch", async () => {
     const { broadcast, texts, keys } = await rawTexts();
     const errors: string[] = [];

@@ -175,3 +175,32 @@ describe("decodeEnvelope", () => {
     expect(() => decodeEnvelope(raw)).toThrow(/malformed message envelope/);
   });
 });
+
+describe("encodeEnvelope", () => {
+  it("writes the body's UTF-8 in base64, small or big, one body after another", () => {
+    const route = { exchange: "x", routingKey: "k", priority: 0, deliveryTag: "t" };
+    // Small and big bodies in turn (the encoder reuses a buffer): non-ASCII, astral and lone
+    // surrogates included, and one beyond what the reused buffer holds.
+    const bodies = [
+      "é".repeat(10),
+      `[${'{"a": "ü€𝄞"}, '.repeat(4000)}1]`,
+      "x",
+      "\ud800 lone",
+      "y".repeat(600_000),
+      "",
+    ];
+    for (const body of bodies) {
+      const wire: WireMessage = {
+        body,
+        contentType: "application/json",
+        contentEncoding: "utf-8",
+        headers: {},
+        properties: {},
+      };
+      const raw = encodeEnvelope(wire, route);
+      const { body: base64 } = JSON.parse(raw) as { body: string };
+      expect(base64).toBe(Buffer.from(body, "utf8").toString("base64"));
+      expect(decodeEnvelope(raw).message.body).toBe(Buffer.from(body, "utf8").toString("utf8"));
+    }
+  });
+});

@@ -10,7 +10,7 @@ import {
   type Logger,
   type WireMessage,
 } from "@celery-ts/core";
-import { Redis, type RedisOptions } from "ioredis";
+import { Command, Redis, type RedisOptions } from "ioredis";
 import { bindingMatches, closedError, deliverBroadcast, sleep } from "@celery-ts/core/driver";
 import { mapRedisError, PKG } from "./internal/errors.ts";
 import { KeyLayout, SEP } from "./internal/keys.ts";
@@ -156,7 +156,9 @@ async function publishTo(
     deliveryTag: randomUUID(),
   });
   if (viaPubSub(exchange)) {
-    await client.publish(channel(f, exchange.name, routingKey), raw);
+    // Straight to the socket: ioredis's auto-pipeline would hold it until setImmediate, a turn
+    // of the event loop more for each batch of task events. (A channel is no key: no keyPrefix.)
+    await client.sendCommand(new Command("publish", [channel(f, exchange.name, routingKey), raw]));
     return;
   }
   const members = await client.smembers(f.keys.binding(exchange.name));

@@ -1,12 +1,14 @@
-import { encodeJson, isPlainJsonText, quote } from "../json.ts";
+import { encodeJson, quote } from "../json.ts";
 
 /**
  * Writes monitoring events as JSON text, byte for byte what `encodeJson` writes for
- * `{hostname, utcoffset, pid, clock, ...fields, timestamp, type}` (the event as Celery sends it),
- * straight from its parts: the constant head is written once per worker, and neither the event
- * object nor the generic encoder's bookkeeping is made per event. The pieces go into an array that
- * a batch joins once, so an event's text is never copied piece by piece. A worker with task events
- * on sends three events per task, so this is on the task path.
+ * `{hostname, utcoffset, pid, clock, uuid, ...fields, timestamp, type}` (the event as Celery sends
+ * it; `uuid` only for a task event), straight from its parts: the constant head is written once
+ * per worker, the timestamp once per millisecond, and neither the event object nor the generic
+ * encoder's bookkeeping is made per event. An event is one string, built by concatenation (V8
+ * joins the pieces without copying them until the batch is encoded once for the wire): arrays of
+ * pieces joined per batch cost twice as much. A worker with task events on sends three events per
+ * task, so this is on the task path.
  */
 export class EventJson {
   readonly #hostname: string;
@@ -16,6 +18,10 @@ export class EventJson {
   #head = "";
   /** When the utcoffset is next looked at (it changes with daylight saving time). */
   #offsetCheck = 0;
+  /** The millisecond of `#stamp`. */
+  #now = Number.NaN;
+  /** `, "timestamp": <seconds>` of `#now`. */
+  #stamp = "";
   /** `, "key": ` of the field names seen (a few dozen at most in practice; bounded anyway). */
   readonly #keys = new Map<string, string>();
   /** `, "type": "<type>"}` of the event types seen. */
@@ -26,49 +32,35 @@ export class EventJson {
   }
 
   /**
-   * Appends one event's text to `out`. Throws as `encodeJson` does for a field JSON cannot hold
-   * (NaN, a function...), leaving `out` as it was.
+   * One event's text; `uuid`, when given, is the first field (as `{uuid, ...fields}` puts it).
+   * Throws as `encodeJson` does for a field JSON cannot hold (NaN, a function...).
    */
-  write(
-    out: string[],
+  text(
     type: string,
     fields: Record<string, unknown>,
     clock: number,
     now: number,
-  ): void {
+    uuid?: string,
+  ): string {
     if (now >= this.#offsetCheck) this.#refreshHead(now);
-    const mark = out.length;
-    out.push(this.#head, String(clock));
-    let fast: boolean;
-    try {
-      fast = this.#writeFields(out, fields);
-    } catch (error) {
-      out.length = mark;
-      throw error;
-    }
-    if (fast) {
-      out.push(', "timestamp": ', String(now / 1000), this.#tail(type));
-      return;
-    }
-    out.length = mark;
-    out.push(this.#generic(type, fields, clock, now));
-  }
-
-  /** The type's own fields; false when one is a head field that the generic way must place. */
-  #writeFields(out: string[], fields: Record<string, unknown>): boolean {
+    let text = this.#head + String(clock);
+    if (uuid !== undefined) text += UUID_KEY + quote(uuid);
     for (const key of Object.keys(fields)) {
       const value = fields[key];
       if (value === undefined) continue;
-      if (HEAD_FIELDS.has(key)) {
+      if (HEAD_FIELDS.has(key) || (key === "uuid" && uuid !== undefined)) {
         // A field that only repeats the head (task-started's pid) is written there already;
         // one that changes it or moves it takes the generic way, which keeps the object's order.
         if (key === "pid" && value === this.#pid) continue;
-        return false;
+        return this.#generic(type, uuid === undefined ? fields : { uuid, ...fields }, clock, now);
       }
-      out.push(this.#key(key));
-      writeField(out, value);
+      text += this.#key(key) + fieldText(value);
     }
-    return true;
+    if (now !== this.#now) {
+      this.#now = now;
+      this.#stamp = `, "timestamp": ${String(now / 1000)}`;
+    }
+    return text + this.#stamp + this.#tail(type);
   }
 
   #generic(type: string, fields: Record<string, unknown>, clock: number, now: number): string {
@@ -110,6 +102,8 @@ export class EventJson {
   }
 }
 
+const UUID_KEY = `, "uuid": `;
+
 /** The fields every event carries, before and after the type's own. */
 const HEAD_FIELDS = new Set(["hostname", "utcoffset", "pid", "clock", "timestamp", "type"]);
 
@@ -124,19 +118,15 @@ export function utcOffsetHours(): number {
 }
 
 /** A field's value: the common ones (strings, numbers, null) directly, the rest by `encodeJson`. */
-function writeField(out: string[], value: unknown): void {
+function fieldText(value: unknown): string {
   switch (typeof value) {
     case "string":
-      if (isPlainJsonText(value)) out.push('"', value, '"');
-      else out.push(quote(value));
-      return;
+      return quote(value);
     case "number":
-      out.push(Number.isFinite(value) ? String(value) : encodeJson(value));
-      return;
+      return Number.isFinite(value) ? String(value) : encodeJson(value);
     case "boolean":
-      out.push(value ? "true" : "false");
-      return;
+      return value ? "true" : "false";
     default:
-      out.push(value === null ? "null" : encodeJson(value));
+      return value === null ? "null" : encodeJson(value);
   }
 }

@@ -24,6 +24,14 @@ export interface WorkerEventsOptions {
   counts: () => { active: number; processed: number };
 }
 
+/**
+ * The most task events in one message. Celery's dispatcher sends at most 24 (its `buffer_limit`):
+ * a turn that starts 50 tasks then makes three messages, where one does. Receivers (`celery
+ * events`, Flower) read a list of any length the same way, event by event; each message costs
+ * a publish (its envelope, a socket write and a reply to read).
+ */
+const TASK_EVENTS_PER_MESSAGE = 128;
+
 /** The last event of a task message. */
 const FINAL = new Set([
   "task-succeeded",
@@ -73,6 +81,7 @@ export class WorkerEvents {
       hostname: this.#options.hostname,
       // As a Celery worker: the task events of one turn of the event loop go as one message.
       bufferGroups: ["task"],
+      bufferLimit: TASK_EVENTS_PER_MESSAGE,
       onError: (error, type) => {
         if (this.#warned) return;
         this.#warned = true;
@@ -142,10 +151,20 @@ export class WorkerEvents {
     // task-retried: the retry arrives as a new message, with its own task-received.
     if (FINAL.has(type)) this.#announced.delete(id);
     if (!this.#taskEvents || !this.#publisher) return;
-    void this.#publisher.send(type, { uuid: id, ...fields });
+    void this.#publisher.sendTask(type, id, fields);
+  }
+
+  /**
+   * Whether `task()` would do anything for a task event of `message`: callers skip making the
+   * event's fields (a repr of the result...) when it would not.
+   */
+  wanted(message: TaskMessage): boolean {
+    return this.taps.length > 0 || this.#announced.has(message.headers.id);
   }
 
   received(message: TaskMessage): void {
+    // Task events off, nothing tapping them: a task-received is not even made.
+    if (!this.#taskEvents && this.taps.length === 0) return;
     const { headers } = message;
     this.task("task-received", message, {
       // Celery's request name: the shadow name, when the sender gave one.

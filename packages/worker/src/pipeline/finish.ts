@@ -80,10 +80,10 @@ async function finishSuccess(
   state.log.info("task succeeded", fields);
   await countChordPart(state, message, value, fields);
   await state.lifecycle.ended(task, message, { state: TaskState.SUCCESS, result: value });
-  state.control.events.task("task-succeeded", message, {
-    result: pythonRepr(value),
-    runtime: fields.runtime,
-  });
+  const { events } = state.control;
+  if (events.wanted(message)) {
+    events.task("task-succeeded", message, { result: pythonRepr(value), runtime: fields.runtime });
+  }
   if (!acked) await settle(state, job.delivery, "ack");
 }
 
