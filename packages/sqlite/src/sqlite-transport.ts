@@ -71,30 +71,37 @@ type Handle = { id: number; tag: string };
 
 function sqlitePrimitives(
   connection: Connection<Statements>,
-  visibilityMs: number,
+  { visibilityMs, pollMs }: { visibilityMs: number; pollMs: number },
   limits: DeliveryLimits,
   logger: Logger,
 ): DriverPrimitives<Handle> {
   const { maxMessageBytes, deadLetters } = limits;
   const schedule = deadLetters && new TrimSchedule(deadLetters);
   const claimDue = (request: ClaimRequest, limit: number): Reserved[] =>
-    connection.use((s) =>
+    connection.use((s) => {
       // Look before locking: an idle poll must not take the write lock that publishers need.
-      dueMessages(s, request, Date.now(), limit).length === 0
-        ? []
-        : s.claim.immediate(request, limit, visibilityMs, maxMessageBytes, (row) => {
-            const reason = oversizeReason(row.size, maxMessageBytes);
-            logger.error(`${PKG}: refused a message over the size limit`, { reason });
-            killRow(s.dead, row, reason, deadLetters, schedule);
-          }),
-    );
+      const now = Date.now();
+      const withExpired = now >= request.expiredLookAt;
+      const found = dueMessages(s, request, now, limit, withExpired);
+      if (withExpired) request.expiredLookAt = now + pollMs / 2;
+      if (found.length === 0) return [];
+      return s.claim.immediate(request, found, limit, visibilityMs, maxMessageBytes, (row) => {
+        const reason = oversizeReason(row.size, maxMessageBytes);
+        logger.error(`${PKG}: refused a message over the size limit`, { reason });
+        killRow(s.dead, row, reason, deadLetters, schedule);
+      });
+    });
   const putBack = (handles: readonly Handle[]): void => {
     connection.use((s) => s.requeue.run(...asJson(handles)));
     notifyChange(connection.path, "messages");
   };
   return {
     open(queues): MessageSource<Handle> {
-      const request: ClaimRequest = { queues, queuesJson: JSON.stringify(queues) };
+      const request: ClaimRequest = {
+        queues,
+        queuesJson: JSON.stringify(queues),
+        expiredLookAt: 0,
+      };
       return {
         async take({ max }) {
           const messages = claimDue(request, max).map((row) => ({
@@ -138,6 +145,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): Transpor
   const pollInterval = durationOption(PKG, "pollInterval", options.pollInterval, 0.05);
   const logger = options.logger ?? silentLogger;
   const limits = deliveryLimits(PKG, options);
+  const timings = { visibilityMs: toMs(visibilityTimeout), pollMs: toMs(pollInterval) };
   const capabilities: TransportCapabilities = {
     delayedDelivery: "native",
     priority: "higher-first",
@@ -156,7 +164,7 @@ export function createSqliteTransport(options: SqliteTransportOptions): Transpor
   const kit = createConsumerKit({
     pkg: PKG,
     what: "SQLite transport",
-    primitives: sqlitePrimitives(connection, toMs(visibilityTimeout), limits, logger),
+    primitives: sqlitePrimitives(connection, timings, limits, logger),
     maxMessageBytes: limits.maxMessageBytes,
     logger,
     visibilityTimeout,

@@ -25,6 +25,14 @@ export interface ResultPollerOptions {
   readyAmong(taskIds: string[]): ResultRow[];
 }
 
+/** A wait whose first look has not come yet. */
+interface FreshWait {
+  taskId: string;
+  options: WaitOptions;
+  resolve(value: ResultMeta | Promise<ResultMeta>): void;
+  reject(error: unknown): void;
+}
+
 /**
  * How long the change feed stays subscribed after the last wait ended: a caller awaiting one
  * result after another does not set up a file watch for each.
@@ -44,27 +52,25 @@ export class ResultPoller {
   #unsubscribe: (() => void) | undefined;
   /** Wake-ups before then wait for it: polls take at most half the time (many waiters). */
   #quietUntil = 0;
+  /** Waits begun since the last first look (scheduled while there are any). */
+  #fresh: FreshWait[] = [];
 
   constructor(options: ResultPollerOptions) {
     this.#options = options;
   }
 
-  /** The result if it is ready, or a wait for it. */
+  /**
+   * The result if it is ready, or a wait for it. The look is on a later tick, one query for all
+   * the waits begun in the same turn: awaiting thousands of results costs one, not one each.
+   */
   wait(taskId: string, options: WaitOptions): Promise<ResultMeta> {
     // Listen before looking: a store between the look and the subscription would otherwise be
     // seen only by the next poll.
     this.#listen();
-    const [ready] = this.#options.readyAmong([taskId]);
-    if (ready) {
-      this.#idle();
-      return Promise.resolve(decodeRow(ready));
-    }
-    const waiting = this.#waiters.wait(taskId, {
-      ...options,
-      timeoutError: () => resultTimeoutError(PKG, taskId, options.timeout),
+    return new Promise<ResultMeta>((resolve, reject) => {
+      this.#fresh.push({ taskId, options, resolve, reject });
+      if (this.#fresh.length === 1) setImmediate(this.#firstLook);
     });
-    this.#timer ??= setTimeout(this.#poll, this.#options.pollIntervalMs);
-    return waiting;
   }
 
   /** Stops polling and rejects every pending wait with `error`. */
@@ -74,6 +80,7 @@ export class ResultPoller {
     this.#timer = this.#linger = undefined;
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    for (const wait of this.#fresh.splice(0)) wait.reject(error);
     this.#waiters.rejectAll(error);
   }
 
@@ -107,6 +114,35 @@ export class ResultPoller {
     if (this.#waiters.keys().length === 0) return;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(this.#poll, wait);
+  };
+
+  /**
+   * The first look of the waits begun since the last one: a ready result resolves its wait at
+   * once, the others wait for a poll. A read that fails fails these waits.
+   */
+  readonly #firstLook = (): void => {
+    const fresh = this.#fresh;
+    this.#fresh = [];
+    if (fresh.length === 0) return;
+    let ready: Map<string, ResultRow>;
+    try {
+      const rows = this.#options.readyAmong([...new Set(fresh.map((wait) => wait.taskId))]);
+      ready = new Map(rows.map((row) => [row.task_id, row]));
+    } catch (error) {
+      for (const wait of fresh) wait.reject(error);
+      return this.#idle();
+    }
+    for (const { taskId, options, resolve } of fresh) {
+      const row = ready.get(taskId);
+      if (row) {
+        resolve(decodeRow(row));
+        continue;
+      }
+      const timeoutError = () => resultTimeoutError(PKG, taskId, options.timeout);
+      resolve(this.#waiters.wait(taskId, { ...options, timeoutError }));
+    }
+    if (this.#waiters.keys().length === 0) return this.#idle();
+    this.#timer ??= setTimeout(this.#poll, this.#options.pollIntervalMs);
   };
 
   readonly #poll = (): void => {

@@ -9,6 +9,17 @@ const MAX_BUSY_WAIT_MS = 2;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 /**
+ * A checkpoint (copying the WAL's pages into the database, with its fsyncs) runs after every
+ * CHECKPOINT_EVERY group commits of this process, on a later tick, once the commit's writers
+ * have been answered and woken. SQLite's automatic checkpoint runs inside the commit that
+ * crosses its threshold: the send, claim or stored result that made it waited those milliseconds
+ * (and a round trip holds three commits). It stays, at a threshold our own checkpoints do not
+ * reach, for very large transactions.
+ */
+const CHECKPOINT_EVERY = 100;
+const AUTO_CHECKPOINT_PAGES = 10_000;
+
+/**
  * Runs `attempt` until it does not fail on a lock held by another connection, for up to
  * BUSY_TIMEOUT_MS. SQLite's own busy handler sleeps 1, 2, 5, 10... ms between tries, far longer
  * than the writes it waits for (tens of microseconds): under contention (a producer and its
@@ -57,6 +68,9 @@ interface Entry {
   scheduled: boolean;
   /** Runs the writes: one alone as it is (its own statement or transaction), several in one. */
   commit: (writes: Write[]) => void;
+  /** Group commits since the last checkpoint. */
+  commits: number;
+  checkpoint: () => void;
   unregisterVersion: () => void;
 }
 
@@ -68,11 +82,22 @@ function open(path: string): Entry {
   try {
     // WAL lets readers run beside the one writer (other processes included); NORMAL is safe
     // with WAL and skips an fsync per commit.
-    retryWhileBusy(() => db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"));
+    retryWhileBusy(() =>
+      db.exec(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; " +
+          `PRAGMA wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES};`,
+      ),
+    );
   } catch (error) {
     db.close();
     throw error;
   }
+  // Writes rarely fail: a group first runs without a savepoint per write (two statements each
+  // saved); if one fails, the transaction is rolled back and run again with savepoints, so that
+  // the failing write fails alone.
+  const plain = db.transaction((writes: Write[]) => {
+    for (const write of writes) write.outcome = { ok: true, value: write.run() };
+  });
   const savepoint = db.transaction((write: Write) => write.run());
   const group = db.transaction((writes: Write[]) => {
     for (const write of writes) {
@@ -84,7 +109,14 @@ function open(path: string): Entry {
     }
   });
   const commit = (writes: Write[]): void => {
-    if (writes.length > 1) return group.immediate(writes);
+    if (writes.length > 1) {
+      try {
+        return plain.immediate(writes);
+      } catch (error) {
+        if (isBusy(error)) throw error;
+        return group.immediate(writes);
+      }
+    }
     const [write] = writes as [Write];
     try {
       write.outcome = { ok: true, value: write.run() };
@@ -95,7 +127,25 @@ function open(path: string): Entry {
   };
   const dataVersion = db.prepare("PRAGMA data_version").pluck();
   const unregisterVersion = readDataVersionWith(path, () => dataVersion.get() as number);
-  return { db, refs: 0, queue: [], scheduled: false, commit, unregisterVersion };
+  // PASSIVE: it waits for no reader or writer, and copies what it can.
+  const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+  const checkpoint = (): void => {
+    try {
+      if (db.open) passive.get();
+    } catch {
+      // Another connection is checkpointing, or the file is busy: a later checkpoint copies it.
+    }
+  };
+  return {
+    db,
+    refs: 0,
+    queue: [],
+    scheduled: false,
+    commit,
+    commits: 0,
+    checkpoint,
+    unregisterVersion,
+  };
 }
 
 function flush(path: string, entry: Entry): void {
@@ -116,6 +166,9 @@ function flush(path: string, entry: Entry): void {
     if (outcome?.ok) resolve(outcome.value);
     else reject(outcome?.error);
   }
+  if (++entry.commits < CHECKPOINT_EVERY) return;
+  entry.commits = 0;
+  setImmediate(entry.checkpoint);
 }
 
 /** Opens (or shares) the connection to the file at the absolute `path`. */

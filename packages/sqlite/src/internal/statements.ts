@@ -31,7 +31,7 @@ CREATE INDEX IF NOT EXISTS celery_ts_messages_dead
 export const INSERT_MESSAGE =
   "INSERT INTO celery_ts_messages (queue, priority, available_at, payload) VALUES (?, ?, ?, ?)";
 
-interface Candidate {
+export interface Candidate {
   id: number;
   priority: number;
   /** The stored message's size in bytes, read without reading the message. */
@@ -50,6 +50,11 @@ export interface ClaimRequest {
   queues: readonly string[];
   /** The same queues as a JSON array, for `json_each`. */
   queuesJson: string;
+  /**
+   * When the look before a claim next looks for expired leases too (epoch ms): at most every
+   * poll interval, since a lease only expires after the visibility timeout.
+   */
+  expiredLookAt: number;
 }
 
 function prepareStatements(db: Database.Database) {
@@ -71,6 +76,12 @@ function prepareStatements(db: Database.Database) {
       `UPDATE celery_ts_messages
        SET state = 'reserved', lease_until = ?, delivery_tag = ?, delivered = delivered + 1
        WHERE id = ? RETURNING id, queue, payload, delivered`,
+    ),
+    // A row the look before the claim found, if it is still ready (no other consumer took it).
+    reserveReady: db.prepare<[number, string, number], Omit<Reserved, "tag">>(
+      `UPDATE celery_ts_messages
+       SET state = 'reserved', lease_until = ?, delivery_tag = ?, delivered = delivered + 1
+       WHERE id = ? AND state = 'ready' RETURNING id, queue, payload, delivered`,
     ),
     // A tag identifies one delivery of one row, so matching on tags alone would do; the ids let
     // SQLite find the rows by primary key. A lease lost to another consumer has another tag.
@@ -102,15 +113,23 @@ function prepareStatements(db: Database.Database) {
 
 export type Statements = ReturnType<typeof prepareStatements>;
 
-/** Up to `limit` messages due on the queues, in delivery order: higher priority, then older. */
+/**
+ * Up to `limit` messages due on the queues, in delivery order: higher priority, then older.
+ * Those of expired leases only `withExpired`.
+ */
 export function dueMessages(
   s: Statements,
   request: ClaimRequest,
   now: number,
   limit: number,
+  withExpired = true,
 ): Candidate[] {
-  const found = request.queues.flatMap((queue) => s.readyIn.all(queue, now, limit));
-  found.push(...s.expiredIn.all(now, request.queuesJson, limit));
+  const found =
+    request.queues.length === 1
+      ? s.readyIn.all(request.queues[0]!, now, limit)
+      : request.queues.flatMap((queue) => s.readyIn.all(queue, now, limit));
+  if (withExpired) found.push(...s.expiredIn.all(now, request.queuesJson, limit));
+  if (found.length <= 1) return found;
   return found.sort((a, b) => b.priority - a.priority || a.id - b.id).slice(0, limit);
 }
 
@@ -120,28 +139,51 @@ export type Oversized = (row: { id: number; tag: string; size: number }) => void
 export function prepare(db: Database.Database) {
   const statements = prepareStatements(db);
   const dead = prepareDeadLetters(db);
+  /**
+   * Reserves `found` (what the look before the claim found) while they are still ready, in
+   * order; stops at the first another consumer took (or that is not simply ready: an expired
+   * lease, a message over the size limit). The rest is for a full look.
+   */
+  const reserveFound = (found: readonly Candidate[], leaseUntil: number, maxBytes: number) => {
+    const reserved: Reserved[] = [];
+    for (const { id, size } of found) {
+      if (size > maxBytes) break;
+      const tag = randomUUID();
+      const row = statements.reserveReady.get(leaseUntil, tag, id);
+      if (!row) break;
+      reserved.push({ ...row, tag });
+    }
+    return reserved;
+  };
   // Run with `.immediate()`: BEGIN IMMEDIATE takes the write lock before reading, so no other
   // process can claim the same rows between our SELECT and UPDATE.
   const claim = db.transaction(
     (
       request: ClaimRequest,
+      found: readonly Candidate[],
       limit: number,
       visibilityMs: number,
       maxBytes: number,
       oversized: Oversized,
     ) => {
       const now = Date.now();
-      return dueMessages(statements, request, now, limit).flatMap(({ id, size }): Reserved[] => {
-        const tag = randomUUID();
-        // Over the limit: dead-lettered unread, so the process never holds it.
-        if (size > maxBytes) {
-          statements.tag.run(tag, id);
-          oversized({ id, tag, size });
-          return [];
-        }
-        const row = statements.reserve.get(now + visibilityMs, tag, id);
-        return row ? [{ ...row, tag }] : [];
-      });
+      // Usually what the look found is still there: reserved without reading the queue again.
+      const reserved = reserveFound(found, now + visibilityMs, maxBytes);
+      if (reserved.length === found.length) return reserved;
+      const rest = dueMessages(statements, request, now, limit - reserved.length);
+      return reserved.concat(
+        rest.flatMap(({ id, size }): Reserved[] => {
+          const tag = randomUUID();
+          // Over the limit: dead-lettered unread, so the process never holds it.
+          if (size > maxBytes) {
+            statements.tag.run(tag, id);
+            oversized({ id, tag, size });
+            return [];
+          }
+          const row = statements.reserve.get(now + visibilityMs, tag, id);
+          return row ? [{ ...row, tag }] : [];
+        }),
+      );
     },
   );
   /** Many messages in one transaction: all of them, or (on an error) none. */
