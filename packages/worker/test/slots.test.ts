@@ -77,4 +77,22 @@ describe("concurrency slots", () => {
     expect((await fixture.wait(first)).result).toBe(1);
     expect((await fixture.wait(second)).result).toBe(2);
   });
+
+  it("stop() waits for a result still being stored after its slot was freed", async () => {
+    const task = defineTask("slots.stop", (n: number) => n);
+    const { backend } = workers.setup();
+    const store = holdStoreOf(backend);
+    const fixture = await workers.start([task], { concurrency: 1 });
+    const id = await fixture.send({ task: task.name, args: [7] });
+    store.hold(id);
+    await store.held;
+    let stopped = false;
+    const stopping = fixture.worker.stop().then(() => (stopped = true));
+    const window = new Promise((resolve) => setTimeout(resolve, absenceMs(fixture.producer)));
+    await Promise.race([stopping, window]);
+    expect(stopped).toBe(false);
+    store.release();
+    await stopping;
+    expect((await backend.get(id))?.result).toBe(7);
+  });
 });

@@ -7,8 +7,8 @@ export type KeepTrying = <T>(what: string, write: () => Promise<T>) => Promise<T
 /**
  * Writes that must not be lost to an outage (a task's result): a retryable failure is tried
  * again with backoff, 0.5 s up to 5 s, until the server is back or `signal` aborts (the shutdown
- * timeout ran out); any other failure is thrown at once. What waits is held by its running task,
- * so at most `concurrency` writes wait. The first wait and the recovery are logged once for all
+ * timeout ran out); any other failure is thrown at once. What waits is a message not yet settled,
+ * so at most `prefetch` writes wait. The first wait and the recovery are logged once for all
  * the writes waiting together, not once per write.
  */
 export function createKeepTrying(log: Logger, signal: AbortSignal): KeepTrying {

@@ -63,7 +63,10 @@ const METRICS = {
       "Messages taken from the broker and not yet acknowledged.",
     ),
   prefetchLimit: () =>
-    new Gauge("celery_ts_prefetch_limit", "The most messages the worker takes ahead."),
+    new Gauge(
+      "celery_ts_prefetch_limit",
+      "The most messages the worker holds at once (running, waiting or being settled).",
+    ),
   running: () => new Gauge("celery_ts_tasks_running", "Tasks running now."),
   depth: () =>
     new Gauge(

@@ -9,7 +9,7 @@ import { settle } from "./settle.ts";
  * the prefetch: a message counts against it until it is settled.
  */
 export function dispatch(state: WorkerState): void {
-  const { ready, running, active, recycler, shutdown, log } = state;
+  const { ready, running, runningIds, active, recycler, shutdown, log } = state;
   while (
     state.busy < state.concurrency &&
     ready.length > 0 &&
@@ -29,17 +29,26 @@ export function dispatch(state: WorkerState): void {
       recycler.taskFinished();
       dispatch(state);
     };
-    const execution = execute(state, job, release).catch((error: unknown) => {
+    const { id } = job.message.headers;
+    // A redelivered copy of a task whose earlier run is still storing its result starts after
+    // it, so that the duplicate check sees that result (the slot was freed before the store).
+    const earlier = job.delivery.redelivered ? runningIds.get(id) : undefined;
+    const run = earlier
+      ? earlier.then(() => execute(state, job, release))
+      : execute(state, job, release);
+    const execution = run.catch((error: unknown) => {
       log.error("unexpected error while handling a task; it will be redelivered", {
-        id: job.message.headers.id,
+        id,
         error: String(error),
       });
       return settle(state, job.delivery, "requeue");
     });
     running.add(execution);
+    runningIds.set(id, execution);
     void execution.finally(() => {
-      state.control.requests.finished(job.message.headers.id);
+      state.control.requests.finished(id);
       running.delete(execution);
+      if (runningIds.get(id) === execution) runningIds.delete(id);
       active.delete(job.delivery);
       release();
     });

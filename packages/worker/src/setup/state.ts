@@ -54,6 +54,8 @@ export interface WorkerState {
   readonly held: Map<LongTimeout, Job>;
   /** Every job from dispatch until its message is settled (shutdown waits for them). */
   readonly running: Set<Promise<void>>;
+  /** The last job started for each task id, until it is settled. */
+  readonly runningIds: Map<string, Promise<void>>;
   /** Concurrency slots in use: jobs whose task's code is running (at most `concurrency`). */
   busy: number;
   readonly gate: RateGate<Job>;
@@ -87,7 +89,12 @@ export function createWorkerState(options: WorkerOptions): WorkerState {
   const { maxTasksPerChild, maxMemoryPerChild } = options;
   const recycler = createRecycler({ maxTasksPerChild, maxMemoryPerChild }, (info) => {
     log.info("retiring this worker process; running tasks finish first", { ...info });
-    options.onRetire?.(info);
+    try {
+      options.onRetire?.(info);
+    } catch (error) {
+      // Reached from a task's end: a throw here must not fail the task that just ran.
+      log.error("the onRetire callback threw; retiring anyway", { error: String(error) });
+    }
     void stop(state, Infinity);
   });
   const registry = buildRegistry(options.tasks);
@@ -137,6 +144,7 @@ export function createWorkerState(options: WorkerOptions): WorkerState {
     ready: [],
     held: new Map(),
     running: new Set(),
+    runningIds: new Map(),
     busy: 0,
     gate,
     active: new Set(),
