@@ -397,6 +397,63 @@ describe("the driver kit: consuming", () => {
     await kit.close();
   });
 
+  it("does not let an empty take that was sent before a wake-up, or before a take that found messages, idle the lane", async () => {
+    // A scripted source: every take waits until the test answers it.
+    const takes: { max: number; answer: (messages: number) => void }[] = [];
+    let wake: (() => void) | undefined;
+    const taken = (n: number) => ({
+      handle: { seq: n, queue: "q", raw: `m${n}`, priority: 0, availableAt: 0, redelivered: false },
+      queue: "q",
+      raw: `m${n}`,
+      redelivered: false,
+    });
+    const scripted = (request: { max: number; signal: AbortSignal }) =>
+      new Promise<{ messages: ReturnType<typeof taken>[]; lookAgainIn?: number }>((resolve) => {
+        const answer = (count: number) =>
+          resolve({
+            messages: Array.from({ length: count }, (_, i) => taken(takes.length * 10 + i)),
+            lookAgainIn: count > 0 ? 0 : undefined,
+          });
+        request.signal.addEventListener("abort", () => resolve({ messages: [] }));
+        takes.push({ max: request.max, answer });
+      });
+    const kit = createConsumerKit<Handle>({
+      pkg: "test",
+      what: "test transport",
+      // An hour: a lane idled by mistake takes nothing more within the test.
+      pollInterval: 3600,
+      primitives: {
+        ...memoryPrimitives(new MemoryBroker()),
+        open: () => ({
+          subscribe: (listener) => ((wake = listener), () => (wake = undefined)),
+          take: scripted,
+          ackAndTake: async (_acks, request) =>
+            request.max > 0 ? scripted(request) : { messages: [] },
+        }),
+        handBack: async () => {},
+      },
+    });
+    const ticks = async () => {
+      for (let tick = 0; tick < 5; tick++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    const c = consumer(kit, ["q"], 4);
+    await until(() => takes.length === 2, 10_000, "two takes under way");
+    // The first finds nothing: the lane idles; then messages arrive (a wake-up).
+    takes[0]!.answer(0);
+    await ticks();
+    wake!();
+    await ticks();
+    // The second finds nothing, but it may have looked before the messages came.
+    takes[1]!.answer(0);
+    await until(() => takes.length === 3, 10_000, "a take after the wake-up");
+    takes[2]!.answer(2);
+    await until(() => c.deliveries.length === 2, 10_000, "the two messages");
+    // Messages came: the lane looks again at once, not after its poll interval.
+    await until(() => takes.length === 4, 10_000, "a take right after the messages");
+    c.abort.abort();
+    await kit.close();
+  });
+
   it("renews leases every third of the visibility timeout while deliveries are outstanding", async () => {
     const broker = new MemoryBroker();
     const renewals: number[] = [];
