@@ -52,10 +52,16 @@ interface Lane<H> {
   /** Found nothing; looks again then (epoch ms) unless woken sooner. */
   idleUntil: number;
   /**
-   * Woken while a take was under way: that take may have looked before the new messages came,
-   * so it must not go idle for its poll interval (the wake-up would be lost).
+   * The first take number that may idle the lane when it finds nothing. An earlier take looked
+   * before a wake-up (messages may have come after its look), or before a take that found
+   * messages: its empty answer is out of date, and idling on it would lose the wake-up.
    */
-  wokenWhileBusy: boolean;
+  idleFrom: number;
+  /**
+   * The last take to come back found messages: a second take may start while one is under way.
+   * Else one at a time, so that an idle lane sends one take per poll.
+   */
+  busy: boolean;
   /** Acks waiting for this tick's batch (sources with `ackAndTake` only). */
   acks: PendingAck<H>[];
   /** Taken after the stop (or not seen by a throwing callback), by take: handed back together. */
@@ -112,7 +118,8 @@ export class ConsumeLoop<H> {
       failures: 0,
       retryAt: 0,
       idleUntil: 0,
-      wokenWhileBusy: false,
+      idleFrom: 0,
+      busy: true,
       acks: [],
       leftovers: [],
     }));
@@ -154,7 +161,7 @@ export class ConsumeLoop<H> {
   readonly wake = (): void => {
     for (const lane of this.#lanes) {
       lane.idleUntil = 0;
-      if (lane.takes > 0) lane.wokenWhileBusy = true;
+      lane.idleFrom = this.#takesSent;
     }
     this.#schedule();
   };
@@ -180,7 +187,7 @@ export class ConsumeLoop<H> {
     const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
     if (held + this.#reserved > 0 && free < threshold) return;
     const idle = this.#lanes
-      .filter((l) => l.takes < l.depth)
+      .filter((l) => l.takes < this.#depth(l))
       .sort((a, b) => a.lastTakenAt - b.lastTakenAt);
     const ready = idle.filter((l) => l.retryAt <= now && l.idleUntil <= now);
     // More lanes than free slots: take briefly, so that the others get their turn soon.
@@ -193,7 +200,7 @@ export class ConsumeLoop<H> {
       void this.#ctx.track(this.#take(lane, max, hurry));
     }
     // A lane that may run another take at once gets it on the next tick, where there is room.
-    if (ready.some((l) => l.takes > 0 && l.takes < l.depth) && free > 0) this.#schedule();
+    if (ready.some((l) => l.takes > 0 && l.takes < this.#depth(l)) && free > 0) this.#schedule();
     const waits = idle.map((l) => Math.max(l.retryAt, l.idleUntil)).filter((at) => at > now);
     if (waits.length > 0 && free > 0) {
       this.#timer = setTimeout(this.#pump, Math.min(...waits) - now);
@@ -215,6 +222,11 @@ export class ConsumeLoop<H> {
     this.#took(lane, batch, take);
   }
 
+  /** How many takes may be under way on `lane` now: its depth while it finds messages, else 1. */
+  #depth(lane: Lane<H>): number {
+    return lane.busy ? lane.depth : 1;
+  }
+
   /** The most one take on `lane` asks for. */
   #cap(lane: Lane<H>): number {
     return Math.min(this.#ctx.maxBatch, Math.ceil(this.#options.prefetch / lane.depth));
@@ -223,7 +235,6 @@ export class ConsumeLoop<H> {
   /** A take of up to `max` begins on `lane`: the slots are promised to it. Returns its number. */
   #claim(lane: Lane<H>, max: number): number {
     lane.takes++;
-    lane.wokenWhileBusy = false;
     this.#reserved += max;
     return this.#takesSent++;
   }
@@ -236,13 +247,16 @@ export class ConsumeLoop<H> {
 
   /** Delivers what a take found, or lets the lane idle until its next look. */
   #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>, take: number): void {
+    lane.busy = messages.length > 0;
     if (messages.length > 0) {
+      // An earlier take's empty answer may have idled the lane: look again at once.
+      lane.idleUntil = 0;
+      lane.idleFrom = Math.max(lane.idleFrom, take + 1);
       this.#deliver(lane, messages, take);
-    } else if (!lane.wokenWhileBusy) {
+    } else if (take >= lane.idleFrom) {
       lane.idleUntil = Date.now() + toMs(lookAgainIn ?? this.#ctx.pollInterval);
     }
-    // A wake-up that came while the take was under way may be for messages it looked too early
-    // to see: the lane stays ready (idleUntil 0, as wake() left it) rather than going idle.
+    // An earlier take (see `idleFrom`) leaves the lane ready rather than idle.
     // Something taken: look again at once (the callback may have raised the prefetch).
     this.#schedule();
     this.#handBackLeftovers(lane);
@@ -254,7 +268,7 @@ export class ConsumeLoop<H> {
    */
   #fusedTake(lane: Lane<H>): number {
     const now = Date.now();
-    if (this.stopped || lane.takes >= lane.depth) return 0;
+    if (this.stopped || lane.takes >= this.#depth(lane)) return 0;
     if (lane.retryAt > now || lane.idleUntil > now) return 0;
     const { prefetch } = this.#options;
     const held = this.#count - this.#acking;
