@@ -454,6 +454,56 @@ describe("the driver kit: consuming", () => {
     await kit.close();
   });
 
+  it("keeps outstanding deliveries within twice the prefetch while ack writes keep failing", async () => {
+    const broker = new MemoryBroker();
+    for (let n = 0; n < 40; n++) broker.push("q", `m${n}`);
+    let failing = true;
+    let failures = 0;
+    const kit = createConsumerKit<Handle>({
+      pkg: "test",
+      what: "test transport",
+      backoff: { initial: 0.005, max: 0.01 },
+      primitives: {
+        ...memoryPrimitives(broker),
+        open: (queues) => {
+          const source = memoryPrimitives(broker).open(queues) as MessageSource<Handle>;
+          return {
+            ...source,
+            // Slower than the retries' backoff: retries of different acks are under way together.
+            ackAndTake: async (_acks, request) => {
+              await sleep(20);
+              if (failing) {
+                failures++;
+                throw new CeleryTsError("CONNECTION", "unreachable", { retryable: true });
+              }
+              return request.max > 0 ? source.take(request) : { messages: [] };
+            },
+          };
+        },
+      },
+    });
+    let most = 0;
+    const acks: Promise<void>[] = [];
+    const abort = new AbortController();
+    const done = kit.consume(
+      ["q"],
+      (delivery) => {
+        most = Math.max(most, kit.outstanding().length);
+        acks.push(delivery.ack());
+      },
+      { prefetch: 4, signal: abort.signal },
+    );
+    await until(() => failures >= 30, 10_000, "acks failing again and again");
+    failing = false;
+    await until(() => acks.length === 40, 10_000, "every message");
+    await Promise.all(acks);
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(8);
+    abort.abort();
+    await done;
+    await kit.close();
+  });
+
   it("renews leases every third of the visibility timeout while deliveries are outstanding", async () => {
     const broker = new MemoryBroker();
     const renewals: number[] = [];

@@ -70,6 +70,8 @@ interface Lane<H> {
 
 /** An ack waiting to be written with the others of its tick. */
 interface PendingAck<H> extends AckToWrite<H> {
+  /** Its first write (a retry's slot stays held: see `#acking`). */
+  first: boolean;
   resolve(): void;
   reject(error: unknown): void;
 }
@@ -87,9 +89,9 @@ export class ConsumeLoop<H> {
   readonly #unsubscribes: (() => void)[] = [];
   #count = 0;
   /**
-   * Of those, the ones whose ack is on its way in an `ackAndTake` (first try or a retry): their
-   * slots are free for takes already, as a broker's prefetch frees a slot when the ack arrives.
-   * A failed write holds its slot again until it is tried again.
+   * Of those, the ones whose ack's first write is on its way in an `ackAndTake`: their slots are
+   * free for takes already, as a broker's prefetch frees a slot when the ack arrives. A failed
+   * write holds its slot again, through its retries, until written or given up on.
    */
   #acking = 0;
   /** Prefetch slots promised to takes under way. */
@@ -180,8 +182,8 @@ export class ConsumeLoop<H> {
     if (this.stopped) return;
     const { prefetch } = this.#options;
     const now = Date.now();
-    const held = this.#count - this.#acking;
-    let free = prefetch - held - this.#reserved;
+    const { held, free: room } = this.#room();
+    let free = room;
     // Nearly full: a settled delivery wakes us. Taking once a quarter of the prefetch is free
     // (or nothing is held) turns one round trip per message into one per batch.
     const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
@@ -225,6 +227,18 @@ export class ConsumeLoop<H> {
   /** How many takes may be under way on `lane` now: its depth while it finds messages, else 1. */
   #depth(lane: Lane<H>): number {
     return lane.busy ? lane.depth : 1;
+  }
+
+  /**
+   * Slots held (deliveries not being acked) and free for new takes. An ack's first write frees
+   * its slot while under way; should it fail, the slot is held again, so that outstanding
+   * deliveries may pass the prefetch for a while: never past twice the prefetch.
+   */
+  #room(): { held: number; free: number } {
+    const { prefetch } = this.#options;
+    const held = this.#count - this.#acking;
+    const free = Math.min(prefetch - held, 2 * prefetch - this.#count) - this.#reserved;
+    return { held, free };
   }
 
   /** The most one take on `lane` asks for. */
@@ -271,8 +285,7 @@ export class ConsumeLoop<H> {
     if (this.stopped || lane.takes >= this.#depth(lane)) return 0;
     if (lane.retryAt > now || lane.idleUntil > now) return 0;
     const { prefetch } = this.#options;
-    const held = this.#count - this.#acking;
-    const free = prefetch - held - this.#reserved;
+    const { held, free } = this.#room();
     const threshold = this.#ctx.batchWhenBusy ? Math.floor(prefetch / 4) : 1;
     if (free < 1 || (held + this.#reserved > 0 && free < threshold)) return 0;
     return Math.min(this.#cap(lane), free);
@@ -284,11 +297,13 @@ export class ConsumeLoop<H> {
     if (!lane.source.ackAndTake) {
       return ledger.settleOnce(tag, (handle) => primitives.ack(handle, result));
     }
+    let tries = 0;
     return ledger.settleOnce(
       tag,
       (handle) =>
         new Promise<void>((resolve, reject) => {
-          if (lane.acks.push({ handle, result, resolve, reject }) === 1) {
+          const first = tries++ === 0;
+          if (lane.acks.push({ handle, result, first, resolve, reject }) === 1) {
             setImmediate(this.#flushAcks, lane);
           }
         }),
@@ -302,7 +317,8 @@ export class ConsumeLoop<H> {
   readonly #flushAcks = (lane: Lane<H>): void => {
     const acks = lane.acks;
     lane.acks = [];
-    this.#acking += acks.length;
+    const freed = acks.filter((ack) => ack.first).length;
+    this.#acking += freed;
     const max = this.#fusedTake(lane);
     const take = max > 0 ? this.#claim(lane, max) : -1;
     const request = { max, hurry: false, signal: this.#stopping.signal };
@@ -314,16 +330,16 @@ export class ConsumeLoop<H> {
     }
     written.then(
       (batch) => {
-        this.#acking -= acks.length;
+        this.#acking -= freed;
         for (const ack of acks) ack.resolve();
         if (max === 0) return;
         this.#release(lane, max);
         this.#took(lane, batch, take);
       },
       (error: unknown) => {
-        // The ledger tries each ack again (its slot held meanwhile) or gives up on it; the take
+        // The ledger tries each ack again (its slot held until written) or gives up on it; the take
         // is simply not made.
-        this.#acking -= acks.length;
+        this.#acking -= freed;
         for (const ack of acks) ack.reject(error);
         if (max === 0) return;
         this.#release(lane, max);

@@ -31,9 +31,12 @@ export interface LedgerOptions<H> {
  * lease renewal. `createConsumerKit()` keeps one; a driver whose broker pushes deliveries (AMQP)
  * uses one directly. A settle whose write fails with a retryable error (the broker unreachable)
  * is tried again with backoff until it is written or the transport closes, the delivery still
- * outstanding (its lease renewed, its prefetch slot held): an outage of any length loses no ack,
- * and holds at most the prefetch. Any other failure forgets the delivery and frees its slot: the
- * message comes back after its lease (no longer renewed), and the consumer goes on.
+ * outstanding (its lease renewed, its prefetch slot held): an outage of any length loses no ack.
+ * Any other failure forgets the delivery and frees its slot: the message comes back after its
+ * lease (no longer renewed), and the consumer goes on. (A kit consumer whose source can
+ * `ackAndTake` counts a slot free while the ack's first write is under way, as a broker does once
+ * the ack arrives: if that write fails, the slot is held again, and its outstanding deliveries can
+ * pass the prefetch for a while, never twice the prefetch.)
  */
 export class Ledger<H> {
   readonly #entries = new Map<string, Entry<H>>();
