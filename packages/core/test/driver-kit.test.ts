@@ -14,6 +14,7 @@ import {
   withDeadLetters,
   type DriverPrimitives,
   type MessageSource,
+  type TakeBatch,
 } from "../src/driver.ts";
 import {
   CeleryTsError,
@@ -408,12 +409,14 @@ describe("the driver kit: consuming", () => {
       redelivered: false,
     });
     const scripted = (request: { max: number; signal: AbortSignal }) =>
-      new Promise<{ messages: ReturnType<typeof taken>[]; lookAgainIn?: number }>((resolve) => {
+      new Promise<TakeBatch<Handle>>((resolve) => {
+        // Where it found messages, the source says to look again at once (as Redis does).
         const answer = (count: number) =>
-          resolve({
-            messages: Array.from({ length: count }, (_, i) => taken(takes.length * 10 + i)),
-            lookAgainIn: count > 0 ? 0 : undefined,
-          });
+          resolve(
+            count > 0
+              ? { messages: Array.from({ length: count }, (_, i) => taken(i)), lookAgainIn: 0 }
+              : { messages: [] },
+          );
         request.signal.addEventListener("abort", () => resolve({ messages: [] }));
         takes.push({ max: request.max, answer });
       });
