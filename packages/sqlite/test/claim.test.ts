@@ -19,15 +19,18 @@ const VISIBILITY_MS = 60_000;
 describe("sqlite claim of what the look found", () => {
   let db: Database.Database;
   let s: ReturnType<typeof prepare>;
+  // One queue, or several (each has its own reserve statement).
+  let queues = ["a"];
   const request = (): ClaimRequest => ({
-    queues: ["a"],
-    queuesJson: JSON.stringify(["a"]),
+    queues,
+    queuesJson: JSON.stringify(queues),
     expiredLookAt: Number.MAX_SAFE_INTEGER,
   });
   const insert = (queue: string, payload: string, availableAt = 0) =>
     Number(db.prepare(INSERT_MESSAGE).run(queue, 0, availableAt, payload).lastInsertRowid);
 
   beforeEach(() => {
+    queues = ["a"];
     db = new Database(":memory:");
     db.exec(SCHEMA);
     s = prepare(db);
@@ -69,6 +72,22 @@ describe("sqlite claim of what the look found", () => {
     const { claimed, state } = claimAfterReuse(() => insert("b", "other queue"));
     expect(claimed).toEqual([[1, "a"]]);
     expect(state).toBe("ready");
+  });
+
+  it("does not take a row of a queue not consumed that reuses a found id, with several queues", () => {
+    queues = ["a", "c"];
+    const { claimed, state } = claimAfterReuse(() => insert("b", "other queue"));
+    expect(claimed).toEqual([[1, "a"]]);
+    expect(state).toBe("ready");
+  });
+
+  it("takes a row of another consumed queue that reuses a found id", () => {
+    queues = ["a", "b"];
+    const { claimed } = claimAfterReuse(() => insert("b", "other consumed queue"));
+    expect(claimed).toEqual([
+      [1, "a"],
+      [2, "b"],
+    ]);
   });
 
   it("does not take a row not yet due that reuses a found id", () => {

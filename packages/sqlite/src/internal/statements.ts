@@ -57,6 +57,14 @@ export interface ClaimRequest {
   expiredLookAt: number;
 }
 
+/** Reserves a found row still as the look found it; `queues` matches the last parameter. */
+const reserveReadySql = (queues: string): string =>
+  `UPDATE celery_ts_messages
+   SET state = 'reserved', lease_until = ?, delivery_tag = ?, delivered = delivered + 1
+   WHERE id = ? AND state = 'ready' AND available_at <= ? AND octet_length(payload) <= ?
+     AND ${queues}
+   RETURNING id, queue, payload, delivered`;
+
 function prepareStatements(db: Database.Database) {
   return {
     insert: db.prepare<[string, number, number, string]>(INSERT_MESSAGE),
@@ -84,13 +92,12 @@ function prepareStatements(db: Database.Database) {
     reserveReady: db.prepare<
       [number, string, number, number, number, string],
       Omit<Reserved, "tag">
-    >(
-      `UPDATE celery_ts_messages
-       SET state = 'reserved', lease_until = ?, delivery_tag = ?, delivered = delivered + 1
-       WHERE id = ? AND state = 'ready' AND available_at <= ? AND octet_length(payload) <= ?
-         AND queue IN (SELECT value FROM json_each(?))
-       RETURNING id, queue, payload, delivered`,
-    ),
+    >(reserveReadySql("queue IN (SELECT value FROM json_each(?))")),
+    // The same for one queue: json_each costs about half the statement (2 of 4 µs of CPU).
+    reserveReadyIn: db.prepare<
+      [number, string, number, number, number, string],
+      Omit<Reserved, "tag">
+    >(reserveReadySql("queue = ?")),
     // A tag identifies one delivery of one row, so matching on tags alone would do; the ids let
     // SQLite find the rows by primary key. A lease lost to another consumer has another tag.
     renew: db.prepare<[number, string, string]>(
@@ -161,17 +168,15 @@ export function prepare(db: Database.Database) {
     maxBytes: number,
   ) => {
     const reserved: Reserved[] = [];
+    const [one, ...more] = request.queues;
+    const [reserve, queues] =
+      one !== undefined && more.length === 0
+        ? [statements.reserveReadyIn, one]
+        : [statements.reserveReady, request.queuesJson];
     for (const { id, size } of found) {
       if (size > maxBytes) break;
       const tag = randomUUID();
-      const row = statements.reserveReady.get(
-        leaseUntil,
-        tag,
-        id,
-        now,
-        maxBytes,
-        request.queuesJson,
-      );
+      const row = reserve.get(leaseUntil, tag, id, now, maxBytes, queues);
       if (!row) break;
       reserved.push({ ...row, tag });
     }
