@@ -7,6 +7,7 @@ import {
   type ResultBackend,
   type ResultMeta,
 } from "@celery-ts/core";
+import { waitUntil } from "@celery-ts/testing";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -77,6 +78,36 @@ describe("sqlite result backend", () => {
     expect(isCeleryTsError(await waiting, "CLOSED")).toBe(true);
     expect(isCeleryTsError(await backend.get("x").catch((e: unknown) => e), "CLOSED")).toBe(true);
   });
+  it("fails only the wait of a stored result that is not JSON, among the waits of one turn", async () => {
+    const backend = connect();
+    await backend.store("good-1", success("good-1", 1));
+    await backend.store("bad", success("bad", 2));
+    await backend.store("good-2", success("good-2", 3));
+    withRawDb(file(), (db) =>
+      db.run("UPDATE celery_ts_results SET meta = ? WHERE task_id = ?", "{not json", "bad"),
+    );
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => void uncaught.push(error);
+    process.on("uncaughtException", onUncaught);
+    try {
+      // Begun in the same turn: one first look serves all three.
+      const settled = await Promise.allSettled(
+        ["good-1", "bad", "good-2"].map((id) => backend.waitFor(id, { timeout: 5 })),
+      );
+      expect(settled.map((s) => (s.status === "fulfilled" ? s.value.result : "failed"))).toEqual([
+        1,
+        "failed",
+        3,
+      ]);
+      const failed = settled[1]?.status === "rejected" ? settled[1].reason : undefined;
+      expect(isCeleryTsError(failed, "MALFORMED_MESSAGE")).toBe(true);
+      expect(String((failed as Error).message)).toContain("the stored result of task bad");
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off("uncaughtException", onUncaught);
+    }
+  });
+
   it("logs once that it cannot read results while another connection locks the file, and once when it can", async () => {
     // An operator's tool holding the file's write lock (a rollback-journal transaction) before
     // the backend first opens it.
@@ -96,12 +127,12 @@ describe("sqlite result backend", () => {
     const backend = createBackendFromUrl(`sqlite:///${file()}`, { logger });
     open.push(backend);
     try {
-      // A wait fails with a clear, retryable error while the lock lasts (SQLite's busy wait).
-      const failed = await backend.waitFor("locked", { timeout: 60 }).catch((e: unknown) => e);
-      expect(isCeleryTsError(failed, "CONNECTION") && failed.retryable).toBe(true);
+      // A read that fails while the lock lasts (a retryable error, after SQLite's busy wait)
+      // does not fail the waits: they look again at the next poll.
+      const waiting = backend.waitFor("locked", { timeout: 60 });
+      await waitUntil(() => lines.length > 0, { timeoutMs: 60_000, what: "the warning" });
       raw.exec("ROLLBACK");
       raw.close();
-      const waiting = backend.waitFor("locked", { timeout: 60 });
       await backend.store("locked", success("locked", 7));
       expect((await waiting).result).toBe(7);
       expect(lines.map((l) => [l.level, l.msg])).toEqual([

@@ -1,4 +1,5 @@
 import {
+  CeleryTsError,
   createResultWaiters,
   decodeJson,
   isCeleryTsError,
@@ -15,7 +16,18 @@ export interface ResultRow {
   meta: string;
 }
 
-export const decodeRow = (row: ResultRow): ResultMeta => decodeJson(row.meta) as ResultMeta;
+/** Decodes a stored result; a value that is not JSON is a `MALFORMED_MESSAGE` error. */
+export function decodeRow(row: ResultRow): ResultMeta {
+  try {
+    return decodeJson(row.meta) as ResultMeta;
+  } catch (error) {
+    throw new CeleryTsError(
+      "MALFORMED_MESSAGE",
+      `the stored result of task ${row.task_id} is not JSON (${(error as Error).message})`,
+      { pkg: PKG, cause: error },
+    );
+  }
+}
 
 export interface ResultPollerOptions {
   /** The database file: a store from this process (the change feed) wakes the poll at once. */
@@ -92,7 +104,8 @@ export class ResultPoller {
 
   /** Nothing waits: stop polling, and unsubscribe unless a wait comes soon. */
   #idle(): void {
-    if (this.#waiters.keys().length > 0) return;
+    // Waits whose first look is yet to come count: their change feed must stay subscribed.
+    if (this.#waiters.keys().length > 0 || this.#fresh.length > 0) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#linger || !this.#unsubscribe) return;
@@ -118,24 +131,32 @@ export class ResultPoller {
 
   /**
    * The first look of the waits begun since the last one: a ready result resolves its wait at
-   * once, the others wait for a poll. A read that fails fails these waits.
+   * once, the others wait for a poll. A read that fails for good fails these waits; one that may
+   * succeed later (a locked file) leaves them to the poll, and a stored result that cannot be
+   * decoded fails its own wait only.
    */
   readonly #firstLook = (): void => {
     const fresh = this.#fresh;
     this.#fresh = [];
     if (fresh.length === 0) return;
-    let ready: Map<string, ResultRow>;
+    let ready = new Map<string, ResultRow>();
     try {
       const rows = this.#options.readyAmong([...new Set(fresh.map((wait) => wait.taskId))]);
       ready = new Map(rows.map((row) => [row.task_id, row]));
     } catch (error) {
-      for (const wait of fresh) wait.reject(error);
-      return this.#idle();
+      if (!isCeleryTsError(error) || !error.retryable) {
+        for (const wait of fresh) wait.reject(error);
+        return this.#idle();
+      }
     }
-    for (const { taskId, options, resolve } of fresh) {
+    for (const { taskId, options, resolve, reject } of fresh) {
       const row = ready.get(taskId);
       if (row) {
-        resolve(decodeRow(row));
+        try {
+          resolve(decodeRow(row));
+        } catch (error) {
+          reject(error);
+        }
         continue;
       }
       const timeoutError = () => resultTimeoutError(PKG, taskId, options.timeout);

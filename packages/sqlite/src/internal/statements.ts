@@ -57,6 +57,14 @@ export interface ClaimRequest {
   expiredLookAt: number;
 }
 
+/** Reserves a found row still as the look found it; `queues` matches the last parameter. */
+const reserveReadySql = (queues: string): string =>
+  `UPDATE celery_ts_messages
+   SET state = 'reserved', lease_until = ?, delivery_tag = ?, delivered = delivered + 1
+   WHERE id = ? AND state = 'ready' AND available_at <= ? AND octet_length(payload) <= ?
+     AND ${queues}
+   RETURNING id, queue, payload, delivered`;
+
 function prepareStatements(db: Database.Database) {
   return {
     insert: db.prepare<[string, number, number, string]>(INSERT_MESSAGE),
@@ -78,11 +86,18 @@ function prepareStatements(db: Database.Database) {
        WHERE id = ? RETURNING id, queue, payload, delivered`,
     ),
     // A row the look before the claim found, if it is still ready (no other consumer took it).
-    reserveReady: db.prepare<[number, string, number], Omit<Reserved, "tag">>(
-      `UPDATE celery_ts_messages
-       SET state = 'reserved', lease_until = ?, delivery_tag = ?, delivered = delivered + 1
-       WHERE id = ? AND state = 'ready' RETURNING id, queue, payload, delivered`,
-    ),
+    // The id alone is not enough: ids are reused (no AUTOINCREMENT), so a row deleted and another
+    // inserted since the look could hold it; that row is taken only if the look would have taken
+    // it (one of the queues, due, within the size limit).
+    reserveReady: db.prepare<
+      [number, string, number, number, number, string],
+      Omit<Reserved, "tag">
+    >(reserveReadySql("queue IN (SELECT value FROM json_each(?))")),
+    // The same for one queue: json_each costs about half the statement (2 of 4 µs of CPU).
+    reserveReadyIn: db.prepare<
+      [number, string, number, number, number, string],
+      Omit<Reserved, "tag">
+    >(reserveReadySql("queue = ?")),
     // A tag identifies one delivery of one row, so matching on tags alone would do; the ids let
     // SQLite find the rows by primary key. A lease lost to another consumer has another tag.
     renew: db.prepare<[number, string, string]>(
@@ -142,14 +157,26 @@ export function prepare(db: Database.Database) {
   /**
    * Reserves `found` (what the look before the claim found) while they are still ready, in
    * order; stops at the first another consumer took (or that is not simply ready: an expired
-   * lease, a message over the size limit). The rest is for a full look.
+   * lease, a message over the size limit, a row that reuses the id of one deleted since the look
+   * and is of another queue, not due or too big). The rest is for a full look.
    */
-  const reserveFound = (found: readonly Candidate[], leaseUntil: number, maxBytes: number) => {
+  const reserveFound = (
+    request: ClaimRequest,
+    found: readonly Candidate[],
+    now: number,
+    leaseUntil: number,
+    maxBytes: number,
+  ) => {
     const reserved: Reserved[] = [];
+    const [one, ...more] = request.queues;
+    const [reserve, queues] =
+      one !== undefined && more.length === 0
+        ? [statements.reserveReadyIn, one]
+        : [statements.reserveReady, request.queuesJson];
     for (const { id, size } of found) {
       if (size > maxBytes) break;
       const tag = randomUUID();
-      const row = statements.reserveReady.get(leaseUntil, tag, id);
+      const row = reserve.get(leaseUntil, tag, id, now, maxBytes, queues);
       if (!row) break;
       reserved.push({ ...row, tag });
     }
@@ -168,7 +195,7 @@ export function prepare(db: Database.Database) {
     ) => {
       const now = Date.now();
       // Usually what the look found is still there: reserved without reading the queue again.
-      const reserved = reserveFound(found, now + visibilityMs, maxBytes);
+      const reserved = reserveFound(request, found, now, now + visibilityMs, maxBytes);
       if (reserved.length === found.length) return reserved;
       const rest = dueMessages(statements, request, now, limit - reserved.length);
       return reserved.concat(
