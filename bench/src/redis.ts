@@ -307,7 +307,7 @@ Each worker runs in a process of its own and reports every tenth of its tasks; i
 per task run from the first report to the last (steady state: neither start-up nor warming the
 code up counts), its RSS is at the end. A task counts once its result is stored (BullMQ: its
 "completed"). Both store results (celery-ts in Celery's layout) and acknowledge after storing,
-each with its defaults (celery-ts: prefetch 1.25 × the concurrency; BullMQ fetches the next job
+each with its defaults (celery-ts: prefetch the concurrency + max(4, a quarter); BullMQ fetches the next job
 with each completion). Python Celery runs Debian's celery 5.2 with its defaults (prefork pool of
 one process per core, prefetch 4 each, early ack), timed from its "ready" line (after its start-up)
 to its last result; its CPU and RSS are the pool's and the master's together, and it is filled

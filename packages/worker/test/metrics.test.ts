@@ -61,7 +61,7 @@ it("serves tasks by name and state, runtime histograms, prefetch and queue depth
     );
     expect(text).toContain("# TYPE celery_ts_task_runtime_seconds histogram");
     expect(text).toContain("celery_ts_prefetch_in_use 0");
-    expect(text).toContain("celery_ts_prefetch_limit 3");
+    expect(text).toContain("celery_ts_prefetch_limit 6");
     expect(text).toContain('celery_ts_queue_depth{queue="celery"} 1');
     expect(text).toContain('celery_ts_queue_depth{queue="other"} 0');
     expect((await fetch(`http://127.0.0.1:${port}/nothing`)).status).toBe(404);

@@ -31,8 +31,8 @@ function holdStoreOf(backend: ResultBackend): {
 describe("concurrency slots", () => {
   const workers = useWorkers(() => memory.create());
 
-  it("takes a quarter more than the concurrency ahead by default, at least one", () => {
-    expect([1, 2, 4, 10, 50].map(defaultPrefetch)).toEqual([2, 3, 5, 13, 63]);
+  it("takes a quarter more than the concurrency ahead by default, at least 4", () => {
+    expect([1, 2, 4, 10, 50].map(defaultPrefetch)).toEqual([5, 6, 8, 14, 63]);
   });
 
   it("at concurrency 1, runs the next task while the last result is stored, one at a time", async () => {

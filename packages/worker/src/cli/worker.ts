@@ -54,7 +54,7 @@ Options:
   -Q, --queues <a,b>          queues to consume     [default celery]
   -p, --processes <n>         worker processes      [default: one per CPU core]
   -c, --concurrency <n>       tasks at once, per process (async) [default 50]
-      --prefetch <n>          messages held at once, per process [default 1.25 × concurrency]
+      --prefetch <n>          messages held at once, per process [default: concurrency + max(4, 25%)]
       --shutdown-timeout <s>  seconds running tasks get on shutdown [default 30]
       --max-tasks-per-child <n>   replace a worker process after it started n tasks
       --max-memory-per-child <KiB> replace a worker process once a task leaves it above this

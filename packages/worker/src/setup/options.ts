@@ -37,7 +37,7 @@ export interface WorkerOptions extends ControlOptions, MetricsOptions {
   /**
    * Messages this process holds at once: running, waiting for a slot, or being stored and
    * acknowledged. Above `concurrency`, the rest are taken ahead, so that a freed slot starts its
-   * next task without a round trip to the broker. @default 1.25 × concurrency, rounded up
+   * next task without a round trip to the broker. @default concurrency + a quarter of it, at least 4
    */
   prefetch?: number;
   /** Seconds that running tasks get to finish after `stop()`. @default 30 */
@@ -73,11 +73,12 @@ export interface WorkerOptions extends ControlOptions, MetricsOptions {
 }
 
 /**
- * The default prefetch: the slots, and a quarter more taken ahead (at least one), so that a slot
- * freed while the last result is stored and acknowledged starts its next task at once.
+ * The default prefetch: the slots, and a quarter more taken ahead (at least 4), so that a slot
+ * freed while the last result is stored and acknowledged starts its next task at once, and the
+ * acknowledgements and takes of several tasks share a round trip even at a low concurrency.
  */
 export const defaultPrefetch = (concurrency: number): number =>
-  concurrency + Math.ceil(concurrency / 4);
+  concurrency + Math.max(4, Math.ceil(concurrency / 4));
 
 /** The options with their defaults applied. */
 export interface ResolvedOptions {
