@@ -22,6 +22,25 @@ function twice<H>(source: MessageSource<H>): MessageSource<H> {
   };
 }
 
+/** A source whose `ackAndTake()` writes none of its acks (nor their results), only its take. */
+function acksDropped<H>(source: MessageSource<H>): MessageSource<H> {
+  if (!source.ackAndTake) return source;
+  return {
+    ...source,
+    ackAndTake: async (_acks, request) =>
+      request.max > 0 ? source.take(request) : { messages: [] },
+  };
+}
+
+/** What a driver's `open()` returned (one source or several), each source changed by `change`. */
+function mapSources<H>(
+  opened: ReturnType<DriverPrimitives<H>["open"]>,
+  change: (source: MessageSource<H>) => MessageSource<H>,
+): MessageSource<H>[] {
+  const sources = (Array.isArray(opened) ? opened : [opened]) as MessageSource<H>[];
+  return sources.map(change);
+}
+
 /** A primitive whose body is empty: breaking it changes nothing. */
 function doesNothing(fn: (...args: never[]) => unknown): boolean {
   return /^(async\s+)?(function\s*)?[\w$]*\s*\([^)]*\)\s*(=>\s*)?\{\s*\}$/.test(
@@ -44,18 +63,17 @@ export function mutatePrimitives<H>(
         // An equivalent mutant where the broker forgets a message when it is taken (memory):
         // the check then breaks ack() at the Transport interface instead.
         if (doesNothing(primitives.ack)) return undefined;
-        return { ...primitives, ack: async () => {} };
+        // Both ways an ack is written: ack(), and the acks an ackAndTake() carries (where a
+        // source has it, the kit writes every ack that way), whose take still goes on.
+        return {
+          ...primitives,
+          ack: async () => {},
+          open: (queues) => mapSources(primitives.open(queues), acksDropped),
+        };
       case "requeue-dropped":
         return { ...primitives, requeue: async () => {} };
       case "delivered-twice":
-        return {
-          ...primitives,
-          open: (queues) => {
-            const opened = primitives.open(queues);
-            const sources = (Array.isArray(opened) ? opened : [opened]) as MessageSource<H>[];
-            return sources.map((source) => twice(source));
-          },
-        };
+        return { ...primitives, open: (queues) => mapSources(primitives.open(queues), twice) };
       case "lease-never-renewed":
         if (!primitives.extendLeases) return undefined;
         return { ...primitives, extendLeases: async () => {} };
