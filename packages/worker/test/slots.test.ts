@@ -1,35 +1,50 @@
-import { defineTask, type ResultBackend } from "@celery-ts/core";
-import { absenceMs } from "@celery-ts/testing";
+import { defineTask, type AnyTaskDefinition, type ResultBackend } from "@celery-ts/core";
+import { absenceMs, waitAbsenceWindow } from "@celery-ts/testing";
 import { describe, expect, it } from "vitest";
 import { defaultPrefetch } from "../src/setup/options.ts";
-import { setups, useWorkers } from "./harness.ts";
+import type { WorkerOptions } from "../src/index.ts";
+import { setups, useWorkers, type Fixture } from "./harness.ts";
 
 const memory = setups.find((setup) => setup.name === "memory")!;
 
-/** Holds the store of `id`'s result until `release()`; other stores go through. */
-function holdStoreOf(backend: ResultBackend): {
-  hold(id: string): void;
-  held: Promise<void>;
-  release(): void;
-} {
-  let heldId: string | undefined;
+/**
+ * Holds the first result the backend is asked to store until `release()`; later stores go
+ * through. `held` resolves with that task's id once its store is waiting.
+ */
+function holdFirstStore(backend: ResultBackend): { held: Promise<string>; release(): void } {
+  let holding = false;
   let release!: () => void;
-  let reached!: () => void;
-  const held = new Promise<void>((resolve) => (reached = resolve));
+  let reached!: (id: string) => void;
+  const held = new Promise<string>((resolve) => (reached = resolve));
   const gate = new Promise<void>((resolve) => (release = resolve));
   const store = backend.store.bind(backend);
   backend.store = async (taskId, meta, options) => {
-    if (taskId === heldId) {
-      reached();
+    if (!holding) {
+      holding = true;
+      reached(taskId);
       await gate;
     }
     return store(taskId, meta, options);
   };
-  return { hold: (id) => (heldId = id), held, release };
+  return { held, release };
 }
 
 describe("concurrency slots", () => {
   const workers = useWorkers(() => memory.create());
+
+  /** A worker running `task`, whose first result (of the task sent with `arg`) is held. */
+  async function startHoldingFirst(
+    task: AnyTaskDefinition,
+    options: Partial<WorkerOptions>,
+    arg: number,
+  ): Promise<{ fixture: Fixture; backend: ResultBackend; first: string; release(): void }> {
+    const { backend } = workers.setup();
+    const store = holdFirstStore(backend);
+    const fixture = await workers.start([task], options);
+    const first = await fixture.send({ task: task.name, args: [arg] });
+    expect(await store.held).toBe(first);
+    return { fixture, backend, first, release: store.release };
+  }
 
   it("takes a quarter more than the concurrency ahead by default, at least 4", () => {
     expect([1, 2, 4, 10, 50].map(defaultPrefetch)).toEqual([5, 6, 8, 14, 63]);
@@ -45,54 +60,50 @@ describe("concurrency slots", () => {
       running--;
       return n;
     });
-    const { backend } = workers.setup();
-    const store = holdStoreOf(backend);
-    const fixture = await workers.start([task], { concurrency: 1 });
-    const first = await fixture.send({ task: task.name, args: [1] });
-    store.hold(first);
-    await store.held;
+    const { fixture, backend, first, release } = await startHoldingFirst(
+      task,
+      { concurrency: 1 },
+      1,
+    );
     // The first result is not stored yet, and its message not acknowledged: the slot is free.
     const second = await fixture.send({ task: task.name, args: [2] });
     expect((await fixture.wait(second)).result).toBe(2);
     expect(await backend.get(first)).toBeUndefined();
-    store.release();
+    release();
     expect((await fixture.wait(first)).result).toBe(1);
     expect(most).toBe(1);
   });
 
   it("stops at the prefetch: with prefetch 1 the next task waits for the last to be settled", async () => {
     const task = defineTask("slots.one", (n: number) => n);
-    const { backend } = workers.setup();
-    const store = holdStoreOf(backend);
-    const fixture = await workers.start([task], { concurrency: 1, prefetch: 1 });
-    const first = await fixture.send({ task: task.name, args: [1] });
-    store.hold(first);
-    await store.held;
+    const { fixture, first, release } = await startHoldingFirst(
+      task,
+      { concurrency: 1, prefetch: 1 },
+      1,
+    );
     const second = await fixture.send({ task: task.name, args: [2] });
     // The second message stays on the broker while the first counts against the prefetch.
     await expect(fixture.wait(second, absenceMs(fixture.producer))).rejects.toThrow(
       /no result for task/,
     );
-    store.release();
+    release();
     expect((await fixture.wait(first)).result).toBe(1);
     expect((await fixture.wait(second)).result).toBe(2);
   });
 
   it("stop() waits for a result still being stored after its slot was freed", async () => {
     const task = defineTask("slots.stop", (n: number) => n);
-    const { backend } = workers.setup();
-    const store = holdStoreOf(backend);
-    const fixture = await workers.start([task], { concurrency: 1 });
-    const id = await fixture.send({ task: task.name, args: [7] });
-    store.hold(id);
-    await store.held;
+    const { fixture, backend, first, release } = await startHoldingFirst(
+      task,
+      { concurrency: 1 },
+      7,
+    );
     let stopped = false;
     const stopping = fixture.worker.stop().then(() => (stopped = true));
-    const window = new Promise((resolve) => setTimeout(resolve, absenceMs(fixture.producer)));
-    await Promise.race([stopping, window]);
+    await Promise.race([stopping, waitAbsenceWindow(fixture.producer)]);
     expect(stopped).toBe(false);
-    store.release();
+    release();
     await stopping;
-    expect((await backend.get(id))?.result).toBe(7);
+    expect((await backend.get(first))?.result).toBe(7);
   });
 });
