@@ -54,8 +54,9 @@ export function createCanvasHooks(deps: HookDeps): CanvasHooks {
     afterSuccess: (message, value) =>
       hasSuccessors(message) ? sendSuccessors(deps, message, value) : undefined,
     afterStored(message, value) {
-      if (!message.headers.group || !message.embed.chord) return undefined;
-      return countChordPart(deps, message, membershipOf(message), TaskState.SUCCESS, value);
+      const member = membershipOf(message);
+      if (!inChord(member)) return undefined;
+      return countChordPart(deps, message, member, TaskState.SUCCESS, value);
     },
     async afterFailure(message, info, traceback, storeResults) {
       await countChordPart(deps, message, membershipOf(message), TaskState.FAILURE, info);
@@ -77,8 +78,8 @@ async function countChordPart(
   status: string,
   result: unknown,
 ): Promise<void> {
+  if (!inChord(member)) return;
   const { groupId, body } = member;
-  if (!groupId || !body) return;
   const backend = deps.backend();
   if (!backend) {
     deps.log.error(
@@ -173,6 +174,14 @@ async function failRestOfChain(
       await countChordPart(deps, message, membershipOfStep(id, step), TaskState.FAILURE, info);
     }
   }
+}
+
+/** A part of a chord's header: its end is counted, and the last part sends the body. */
+function inChord(member: ChordMembership): member is ChordMembership & {
+  groupId: string;
+  body: Signature;
+} {
+  return Boolean(member.groupId) && Boolean(member.body);
 }
 
 function membershipOf(message: TaskMessage): ChordMembership {
