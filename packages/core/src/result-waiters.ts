@@ -30,7 +30,11 @@ export interface WaitRequest extends WaitOptions {
 export interface ResultWaiters {
   /** Waits until `resolve(key, …)`, rejecting with `timeoutError()` or the signal's reason. */
   wait(key: string, request: WaitRequest): Promise<ResultMeta>;
-  /** Resolves every waiter of `key`, each with its own copy: callers may mutate what they get. */
+  /**
+   * Resolves every waiter of `key`, each with its own copy: callers may mutate what they get. A
+   * `copy` that throws (a stored result that cannot be decoded) rejects the waiters of `key`
+   * with its error, and no other waiter.
+   */
   resolve(key: string, copy: () => ResultMeta): void;
   /** Rejects every waiter, e.g. when the backend closes. */
   rejectAll(error: unknown): void;
@@ -80,7 +84,16 @@ export function createResultWaiters(options: ResultWaitersOptions = {}): ResultW
       });
     },
     resolve(key, copy) {
-      for (const waiter of [...(waiters.get(key) ?? [])]) waiter.resolve(copy());
+      for (const waiter of [...(waiters.get(key) ?? [])]) {
+        let meta: ResultMeta;
+        try {
+          meta = copy();
+        } catch (error) {
+          waiter.reject(error);
+          continue;
+        }
+        waiter.resolve(meta);
+      }
     },
     rejectAll(error) {
       for (const set of [...waiters.values()]) {

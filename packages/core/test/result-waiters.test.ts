@@ -47,4 +47,18 @@ describe("createResultWaiters", () => {
     waiters.rejectAll(new Error("closed"));
     for (const waiting of pending) await expect(waiting).rejects.toThrow("closed");
   });
+
+  it("rejects only the waiters of a key whose result cannot be copied", async () => {
+    const waiters = createResultWaiters();
+    const request = { timeout: 5, timeoutError: () => new Error("late") };
+    const broken = waiters.wait("a", request);
+    const other = waiters.wait("b", request);
+    waiters.resolve("a", () => {
+      throw new Error("not JSON");
+    });
+    await expect(broken).rejects.toThrow("not JSON");
+    expect(waiters.keys()).toEqual(["b"]);
+    waiters.resolve("b", () => meta(2));
+    await expect(other).resolves.toEqual(meta(2));
+  });
 });

@@ -1,4 +1,5 @@
 import {
+  CeleryTsError,
   resultTimeoutError,
   createResultWaiters,
   decodeJson,
@@ -61,7 +62,20 @@ async function upsertResult(
   );
 }
 
-/** Resolves the waiters of the ready results among `ids`. */
+/** Decodes a stored result; a value that is not JSON is a `MALFORMED_MESSAGE` error naming it. */
+function decodeRow(taskId: string, meta: string): ResultMeta {
+  try {
+    return decodeJson(meta) as ResultMeta;
+  } catch (error) {
+    throw new CeleryTsError(
+      "MALFORMED_MESSAGE",
+      `the stored result of task ${taskId} is not JSON (${(error as Error).message})`,
+      { pkg: PKG, cause: error },
+    );
+  }
+}
+
+/** Resolves the waiters of the ready results among `ids` (a row that cannot be decoded rejects its own). */
 async function settleReady(
   db: Database,
   t: string,
@@ -74,7 +88,7 @@ async function settleReady(
     `SELECT task_id, meta FROM ${t} WHERE task_id = ANY($1::text[]) AND ready AND expires_at > $2`,
     [ids, Date.now()],
   );
-  for (const row of rows) waiters.resolve(row.task_id, () => decodeJson(row.meta) as ResultMeta);
+  for (const row of rows) waiters.resolve(row.task_id, () => decodeRow(row.task_id, row.meta));
 }
 
 /**
@@ -138,7 +152,7 @@ export function createPostgresBackend(options: PostgresBackendOptions = {}): Res
         `SELECT meta FROM ${t} WHERE task_id = $1 AND expires_at > $2`,
         [taskId, Date.now()],
       );
-      return rows[0] && (decodeJson(rows[0].meta) as ResultMeta);
+      return rows[0] && decodeRow(taskId, rows[0].meta);
     },
     async waitFor(taskId, waitOptions) {
       ensureOpen();
