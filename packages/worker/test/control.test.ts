@@ -109,6 +109,21 @@ describe("remote control (memory broker)", () => {
     expect(shrunk?.[node]).toEqual({ error: expect.stringContaining("at least 1") });
   });
 
+  it("pool_grow and pool_shrink move the prefetch with the pool, as the default or the set one", async () => {
+    const prefetchAfter = async (options: object, command: string, n: number) => {
+      const { worker, broadcast } = await fleet(undefined, { concurrency: 8, ...options });
+      const node = worker.hostname;
+      await callControl(broadcast, command, { n }, { destination: [node] });
+      const [stats] = await callControl(broadcast, "stats", {}, { destination: [node] });
+      return (stats?.[node] as { prefetch_count: number }).prefetch_count;
+    };
+    // The default prefetch: the concurrency + max(4, a quarter): 40 + 10, then 4 + 4.
+    expect(await prefetchAfter({}, "pool_grow", 32)).toBe(50);
+    expect(await prefetchAfter({}, "pool_shrink", 4)).toBe(8);
+    // A prefetch the user set moves by n.
+    expect(await prefetchAfter({ prefetch: 20 }, "pool_grow", 2)).toBe(22);
+  });
+
   it("revokes: a revoked task never runs; terminate fires the running task's signal", async () => {
     const { client } = await fleet();
     const id = randomUUID();

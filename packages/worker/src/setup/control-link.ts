@@ -3,7 +3,7 @@ import type { WorkerInternals } from "../control/worker-control.ts";
 import { dispatch } from "../pipeline/dispatch.ts";
 import { restartConsuming } from "../pipeline/consume.ts";
 import { stop } from "../shutdown/stop.ts";
-import { redactUrl } from "./options.ts";
+import { defaultPrefetch, redactUrl } from "./options.ts";
 import type { WorkerState } from "./state.ts";
 
 /** What remote control may read and turn on a worker: closures over its state. */
@@ -24,7 +24,12 @@ export function controlInternals(
     concurrency: () => worker().concurrency,
     setConcurrency: (n) => {
       const state = worker();
-      state.flow.prefetch += n - state.concurrency;
+      // As Celery's pool_grow/shrink move the prefetch with the pool: the default prefetch is
+      // worked out again for the new size; a prefetch the user set moves by the same number.
+      state.flow.prefetch =
+        state.options.prefetch === undefined
+          ? defaultPrefetch(n)
+          : state.flow.prefetch + n - state.concurrency;
       state.concurrency = n;
       dispatch(state);
     },
