@@ -8,7 +8,7 @@ import {
 import type { Redis } from "ioredis";
 import type { KeyLayout } from "./keys.ts";
 import { resultWriteFor } from "./prepared-store.ts";
-import { ACK, DEAD_LETTER, RESTORE, runScript } from "./scripts.ts";
+import { ACK, DEAD_LETTER, HAND_BACK, RESTORE, runScript } from "./scripts.ts";
 import { markRedelivered, parseEnvelope, priorityOf } from "./stored-message.ts";
 import type { Held } from "./take-source.ts";
 
@@ -85,8 +85,16 @@ export function redisWrites(options: RedisPrimitivesOptions): Omit<DriverPrimiti
       }
     },
     async handBack(handles) {
-      // The first taken ends up first: each goes to the front, so the last goes first.
-      for (const held of [...handles].reverse()) await command((client) => restore(client, held));
+      // In one script: a consumer taking meanwhile never gets a later one before an earlier one.
+      const lists: string[] = [];
+      const args: string[] = [];
+      for (const held of handles) {
+        const envelope = parseEnvelope(held.raw);
+        lists.push(keys.list(held.queue, priorityOf(envelope)));
+        args.push(held.tag, markRedelivered(held.raw, envelope));
+      }
+      const fixed = [keys.unacked, keys.unackedIndex, options.held];
+      await command((client) => runScript(client, HAND_BACK, [...fixed, ...lists], args));
     },
   };
 }

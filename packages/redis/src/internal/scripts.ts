@@ -219,6 +219,33 @@ return store(KEYS[1], ARGV[1], ARGV[2])
 `);
 
 /**
+ * Lua: puts the unacknowledged message `tag` back on `lists`, only if it is still recorded (and,
+ * when `expected` is not '', recorded as `expected`); an index entry without a hash entry is
+ * removed, as kombu does. `front`: RPUSH (next to be taken), else LPUSH (behind the others).
+ * Returns 1 when the message went back, 0 when there was nothing to do.
+ */
+const PUT_BACK = `
+local function putBack(unacked, index, lists, tag, expected, envelope, front)
+  local current = redis.call('HGET', unacked, tag)
+  if not current then
+    redis.call('ZREM', index, tag)
+    return 0
+  end
+  if expected ~= '' and current ~= expected then return 0 end
+  redis.call('HDEL', unacked, tag)
+  redis.call('ZREM', index, tag)
+  for _, list in ipairs(lists) do
+    if front then
+      redis.call('RPUSH', list, envelope)
+    else
+      redis.call('LPUSH', list, envelope)
+    end
+  end
+  return 1
+end
+`;
+
+/**
  * Puts an unacknowledged message back on its queue, atomically and only if it is still recorded
  * (compare-and-set on the unacked entry when one is given): a message acknowledged, requeued or
  * restored meanwhile is left alone. An index entry without a hash entry is removed, as kombu does.
@@ -229,28 +256,34 @@ return store(KEYS[1], ARGV[1], ARGV[2])
  * optionally "held".
  * Returns 1 when the message went back, 0 when there was nothing to do.
  */
-export const RESTORE = lua(`
+export const RESTORE = lua(`${PUT_BACK}
 local last = #KEYS
 if ARGV[5] == 'held' then
   redis.call('SREM', KEYS[last], ARGV[1])
   last = last - 1
 end
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if not current then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return 0
+local lists = {}
+for i = 3, last do lists[#lists + 1] = KEYS[i] end
+return putBack(KEYS[1], KEYS[2], lists, ARGV[1], ARGV[2], ARGV[3], ARGV[4] == 'front')
+`);
+
+/**
+ * Hands taken messages back to the front of their queues in one atomic step, as RESTORE "front"
+ * "held" does each: no consumer can take a later one before an earlier one is back, so they are
+ * taken again in the order they were first taken.
+ *
+ * KEYS: unacked, unacked_index, the consumer's `held` set, then each message's list, in the order
+ * taken. ARGV: each message's tag and envelope (marked redelivered), in the same order.
+ * Returns how many went back.
+ */
+export const HAND_BACK = lua(`${PUT_BACK}
+local restored = 0
+-- The last first: each goes to the front, so the first taken ends up next to be taken.
+for i = #KEYS - 3, 1, -1 do
+  redis.call('SREM', KEYS[3], ARGV[2 * i - 1])
+  restored = restored + putBack(KEYS[1], KEYS[2], {KEYS[3 + i]}, ARGV[2 * i - 1], '', ARGV[2 * i], true)
 end
-if ARGV[2] ~= '' and current ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-for i = 3, last do
-  if ARGV[4] == 'front' then
-    redis.call('RPUSH', KEYS[i], ARGV[3])
-  else
-    redis.call('LPUSH', KEYS[i], ARGV[3])
-  end
-end
-return 1
+return restored
 `);
 
 /**

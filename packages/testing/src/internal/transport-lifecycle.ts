@@ -1,6 +1,6 @@
 import { isCeleryTsError, type CeleryTsError } from "@celery-ts/core";
 import { expect, it } from "vitest";
-import { message } from "./consumer.ts";
+import { argOf, message } from "./consumer.ts";
 import type { TransportSuiteContext } from "./transport-context.ts";
 
 /** What a call ends with: "resolved", or the error it threw or rejected with. */
@@ -54,6 +54,21 @@ function connectionTests(ctx: TransportSuiteContext): void {
     const [again] = await ctx.consume(other, [a]).waitFor(1, ctx.presenceMs(other));
     expect(again?.redelivered).toBe(true);
     await again?.ack();
+  });
+
+  it("5, 16: a graceful close hands its deliveries back in the order published, to a consumer already taking", async () => {
+    const [closing, other] = [await ctx.connect(), await ctx.connect()];
+    const q = ctx.queue();
+    for (let i = 0; i < 6; i++) await closing.publish(message("conformance.n", [i]), { queue: q });
+    await ctx.consume(closing, [q], 6).waitFor(6, ctx.presenceMs(closing));
+    // One at a time, so that it takes each as it comes back: a hand-back that puts them back one
+    // by one, or in the wrong order, shows. A marker (which only it has room for) proves it live.
+    const waiting = ctx.consume(other, [q], 1, (d) => void d.ack().catch(() => undefined));
+    await closing.publish(message("conformance.n", [-1]), { queue: q });
+    await waiting.waitFor(1, ctx.presenceMs(other));
+    await closing.close();
+    const received = await waiting.waitFor(7, ctx.presenceMs(other));
+    expect(received.map(argOf)).toEqual([-1, 0, 1, 2, 3, 4, 5]);
   });
 
   it("6, 30: a consumer closed with force (as if it died) has its messages redelivered, marked so", async () => {

@@ -1,5 +1,7 @@
+import { readFileSync } from "node:fs";
 import { resolveTransport } from "@celery-ts/core";
 import { expect } from "vitest";
+import type { CliProcess } from "../cli-process.ts";
 import { FaultBench, until, type FaultFigures } from "./harness.ts";
 
 /** Runs `scenario` on a new bench; its workers' logs are kept when it fails. */
@@ -50,6 +52,48 @@ function alive(pid: number): boolean {
   }
 }
 
+/** True once a SIGSTOP took effect on `pid` (state "T"); true where /proc cannot say. */
+function stoppedNow(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The state follows the command name, which is in parentheses.
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Once `ready()`, waits until `worker` holds a task it started and has not finished, checked while
+ * it is frozen (SIGSTOP), and leaves it frozen: it still holds that task when killed. Checked on a
+ * running worker, the check could go stale before the kill: while the test process (the publisher
+ * too) stalls on a loaded machine, the worker finishes its tasks and has no more to take, and is
+ * killed holding nothing of its own to come back.
+ */
+async function freezeHolding(
+  bench: FaultBench,
+  worker: CliProcess,
+  ready: () => boolean,
+  what: string,
+): Promise<void> {
+  const pid = worker.child.pid!;
+  const runs = () => [...bench.runs().values()].flat().filter((p) => p === pid).length;
+  // Its lines are read late, its runs at once: more started than run means some in flight.
+  const holds = () => worker.count("task started") > runs();
+  await until(
+    async () => {
+      if (!ready() || !holds()) return false;
+      worker.child.kill("SIGSTOP");
+      await until(() => stoppedNow(pid), 5_000, "the worker to stop (SIGSTOP)");
+      if (holds()) return true;
+      worker.child.kill("SIGCONT");
+      return false;
+    },
+    60_000,
+    what,
+  );
+}
+
 /**
  * SIGKILL, at the same moment mid-batch, of a worker (`--processes 1`) and of a supervisor
  * (`--processes 2`), beside a surviving worker. The survivor also runs a task longer than the
@@ -77,16 +121,14 @@ export async function killWorkerAndSupervisor(
   const children = supervisor.lines.filter((l) => l.msg === "worker ready").map((l) => l.pid);
   // Sent while the workers run: the kills come mid-batch, with every worker's slots full.
   const publishing = bench.publish(600);
-  // Started on the worker and not yet recorded as run: in flight, so unacknowledged at the kill.
-  const victimRuns = () =>
-    [...bench.runs().values()].flat().filter((pid) => pid === victim.child.pid).length;
-  await until(
+  // Killed holding tasks it started (in flight, so unacknowledged at the kill).
+  await freezeHolding(
+    bench,
+    victim,
     () =>
       bench.completed() >= 200 &&
       victim.count("task started") >= 30 &&
-      victim.count("task started") > victimRuns() &&
       supervisor.count("task started") >= 30,
-    60_000,
     "200 completions, 30 of them on the worker (some in flight) and 30 in the supervisor's children",
   );
   victim.child.kill("SIGKILL");
