@@ -119,8 +119,10 @@ export class ResultSubscriber {
     this.#waiters.resolve(key, () => decodeResult(key, text));
   }
 
-  /** Reads the keys that have waiters; covers results stored while we were not subscribed. */
-  async #recheck(keys: string[]): Promise<void> {
+  /** Reads the keys that still have waiters; covers results stored while we were not subscribed. */
+  async #recheck(subscribed: string[]): Promise<void> {
+    // A result published as the subscription began came with its reply: no read for it.
+    const keys = subscribed.filter((key) => this.#waiters.has(key));
     if (keys.length === 0) return;
     const values = await this.#options.mget(keys);
     keys.forEach((key, i) => {
