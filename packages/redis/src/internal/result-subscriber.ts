@@ -40,6 +40,12 @@ export interface ResultSubscriberOptions {
 }
 
 /**
+ * How long a key no longer waited for stays subscribed: the unsubscribes of that time go in one
+ * UNSUBSCRIBE, rather than one command (and one reply to read) per result.
+ */
+const UNSUBSCRIBE_AFTER_MS = 50;
+
+/**
  * The `waitFor()` side of the Redis backend, as Celery's ResultConsumer: one subscriber
  * connection, opened on the first wait, subscribed to the key of every pending task (Celery
  * publishes each store on the key's own channel); after every (re)connection it subscribes again
@@ -49,14 +55,13 @@ export class ResultSubscriber {
   readonly #options: ResultSubscriberOptions;
   #link: Link | undefined;
   /** Pending waitFor() calls by key: one subscription per task serves them all. */
-  readonly #waiters = createResultWaiters({
-    onIdle: (key) => {
-      const link = this.#link;
-      if (!this.#options.closed() && link?.isReady) {
-        link.client.unsubscribe(key).catch(() => undefined);
-      }
-    },
-  });
+  readonly #waiters = createResultWaiters({ onIdle: (key) => this.#leave(key) });
+  /**
+   * Keys no longer waited for, still subscribed: unsubscribed together, a moment later, in one
+   * command (a wait for one of them meanwhile keeps its subscription).
+   */
+  readonly #leaving = new Set<string>();
+  #leaveTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ResultSubscriberOptions) {
     this.#options = options;
@@ -79,8 +84,9 @@ export class ResultSubscriber {
     });
     if (!this.#waiters.has(key)) return waiting; // the signal had aborted already
     // Subscribe first, then read: a result stored in between is heard, one stored before is read.
+    // A key still subscribed from an earlier wait needs only the read.
     const subscribed = link.isReady
-      ? first
+      ? first && !this.#leaving.delete(key)
         ? link.client.subscribe(key)
         : Promise.resolve()
       : // Not connected yet (or reconnecting): the ready handler subscribes and reads.
@@ -99,7 +105,29 @@ export class ResultSubscriber {
   /** Rejects every pending wait with `error` and closes the connection. */
   async close(error: unknown): Promise<void> {
     this.#waiters.rejectAll(error);
+    this.#forgetLeaving();
     await this.#link?.close();
+  }
+
+  /** No one waits for `key` any more: it is unsubscribed with the others that leave meanwhile. */
+  #leave(key: string): void {
+    if (this.#options.closed() || !this.#link?.isReady) return;
+    this.#leaving.add(key);
+    this.#leaveTimer ??= setTimeout(() => {
+      this.#leaveTimer = undefined;
+      const keys = [...this.#leaving];
+      this.#leaving.clear();
+      const link = this.#link;
+      if (keys.length === 0 || this.#options.closed() || !link?.isReady) return;
+      link.client.unsubscribe(...keys).catch(() => undefined);
+    }, UNSUBSCRIBE_AFTER_MS).unref();
+  }
+
+  /** The connection's subscriptions are gone (closed, or a new connection): none to leave. */
+  #forgetLeaving(): void {
+    clearTimeout(this.#leaveTimer);
+    this.#leaveTimer = undefined;
+    this.#leaving.clear();
   }
 
   /** Resolves every waiter of `key` with its own copy of the meta, if it is a ready state. */
@@ -150,6 +178,7 @@ export class ResultSubscriber {
       },
     });
     link.onReady(() => {
+      this.#forgetLeaving();
       const keys = this.#waiters.keys();
       if (keys.length === 0) return;
       link.client
