@@ -40,6 +40,16 @@ export interface ResultSubscriberOptions {
 }
 
 /**
+ * Whether the connection negotiated RESP3 (Redis 6+; ioredis falls back to RESP2 on older
+ * servers). Read from ioredis's connection state; unknown counts as RESP2.
+ */
+function speaksResp3(client: Redis): boolean {
+  return (
+    (client as unknown as { condition?: { protocol?: number } | null }).condition?.protocol === 3
+  );
+}
+
+/**
  * How long a key no longer waited for stays subscribed: the unsubscribes of that time go in one
  * UNSUBSCRIBE, rather than one command (and one reply to read) per result.
  */
@@ -85,20 +95,18 @@ export class ResultSubscriber {
     if (!this.#waiters.has(key)) return waiting; // the signal had aborted already
     // Subscribe first, then read: a result stored in between is heard, one stored before is read.
     // A key still subscribed from an earlier wait needs only the read.
-    const subscribed = link.isReady
+    const subscribeAndRead = link.isReady
       ? first && !this.#leaving.delete(key)
-        ? link.client.subscribe(key)
-        : Promise.resolve()
+        ? this.#subscribeAndRead(link.client, key)
+        : this.#recheck([key])
       : // Not connected yet (or reconnecting): the ready handler subscribes and reads.
-        link.waitReady(Number.POSITIVE_INFINITY).then(() => undefined);
-    subscribed
-      .then(() => this.#recheck([key]))
-      .catch((error: unknown) => {
-        this.#options.logger.debug(
-          "redis: could not subscribe to a result yet; waiting for the connection",
-          { key, error: String(error) },
-        );
-      });
+        link.waitReady(Number.POSITIVE_INFINITY).then(() => this.#recheck([key]));
+    subscribeAndRead.catch((error: unknown) => {
+      this.#options.logger.debug(
+        "redis: could not subscribe to a result yet; waiting for the connection",
+        { key, error: String(error) },
+      );
+    });
     return waiting;
   }
 
@@ -144,7 +152,30 @@ export class ResultSubscriber {
       return;
     }
     if (!isReadyState(meta.status)) return;
-    this.#waiters.resolve(key, () => decodeResult(key, text));
+    // Each waiter gets its own copy: the first the one just read, the others a new one.
+    let unused: ResultMeta | undefined = meta;
+    this.#waiters.resolve(key, () => {
+      const copy = unused ?? decodeResult(key, text);
+      unused = undefined;
+      return copy;
+    });
+  }
+
+  /**
+   * SUBSCRIBE, then read the key: over RESP3 both in one write on the subscriber connection (a
+   * subscribed RESP3 connection may still read keys), else the read on the command connection
+   * once the subscription is confirmed.
+   */
+  async #subscribeAndRead(client: Redis, key: string): Promise<void> {
+    if (!speaksResp3(client)) {
+      await client.subscribe(key);
+      return this.#recheck([key]);
+    }
+    const replies = await client.pipeline().subscribe(key).get(key).exec();
+    const [subscribed, read] = replies ?? [];
+    if (!subscribed || subscribed[0]) throw subscribed?.[0] ?? new Error("no reply to SUBSCRIBE");
+    if (!read || read[0]) return this.#recheck([key]);
+    if (typeof read[1] === "string") this.#deliver(key, read[1]);
   }
 
   /** Reads the keys that still have waiters; covers results stored while we were not subscribed. */
