@@ -7,7 +7,7 @@ import {
   type StoreOptions,
 } from "@celery-ts/core";
 import { closedError, durationOption, toMs } from "@celery-ts/core/driver";
-import type { Redis } from "ioredis";
+import { Command, type Redis } from "ioredis";
 import { redisChords } from "./internal/chords.ts";
 import { PKG } from "./internal/errors.ts";
 import { runScript, STORE_RESULT } from "./internal/scripts.ts";
@@ -56,6 +56,18 @@ export interface RedisBackendOptions {
 const TASK_KEY_PREFIX = "celery-task-meta-";
 
 /**
+ * MGET written at once: ioredis's auto-pipeline would hold it until setImmediate and wrap it in a
+ * pipeline. A client given with ioredis's keyPrefix gets it here as on its other commands.
+ */
+function mgetNow(client: Redis, keys: string[]): Promise<(string | null)[]> {
+  const { keyPrefix } = client.options;
+  const options = keyPrefix
+    ? { keyPrefix, replyEncoding: "utf8" as const }
+    : { replyEncoding: "utf8" as const };
+  return client.sendCommand(new Command("mget", keys, options)) as Promise<(string | null)[]>;
+}
+
+/**
  * Task results in Redis, laid out as Celery's Redis backend lays them out: the key
  * `celery-task-meta-<task id>` holds the JSON meta, with an expiry, and each store is published on
  * a channel of the same name, so a waiting client (Python or TypeScript) wakes at once.
@@ -92,7 +104,7 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
   };
   const results = new ResultSubscriber({
     newClient: () => duplicateClient(resolved.client, "results"),
-    mget: (keys) => main.run(offlineTimeoutMs, (client) => client.mget(...keys)),
+    mget: (keys) => main.run(offlineTimeoutMs, (client) => mgetNow(client, keys)),
     target,
     logger,
     reconnectAttempts: resolved.reconnectAttempts,

@@ -432,4 +432,26 @@ describe("the result backend's keys, as Celery lays them out", () => {
     expect((await waiting).result).toBe(5);
     await raw.del(key);
   });
+
+  it("leaves a result's channel once no one waits for it, and hears a wait for it meanwhile", async () => {
+    const meta = JSON.parse(fixture("redis-result-success.json")) as ResultMeta;
+    const taskId = randomUUID();
+    const key = `celery-task-meta-${taskId}`;
+    const subscribers = async () => ((await raw.pubsub("NUMSUB", key)) as [string, number])[1];
+    const write = (result: number) => {
+      const text = encodeJson({ ...meta, task_id: taskId, result });
+      return raw.multi().setex(key, 86_400, text).publish(key, text).exec();
+    };
+    const first = backend.waitFor(taskId, { timeout: 10 });
+    await until(async () => (await subscribers()) >= 1, 10_000, "the first wait's subscription");
+    await write(1);
+    expect((await first).result).toBe(1);
+    // At once, while the channel may still be subscribed: the wait reads the key, then hears.
+    await raw.del(key);
+    const second = backend.waitFor(taskId, { timeout: 10 });
+    await write(2);
+    expect((await second).result).toBe(2);
+    await until(async () => (await subscribers()) === 0, 10_000, "the channel left");
+    await raw.del(key);
+  });
 });

@@ -221,7 +221,7 @@ export class ConsumeLoop<H> {
       return this.#failed(lane, error);
     }
     this.#release(lane, max);
-    this.#took(lane, batch, take);
+    this.#took(lane, batch, take, max);
   }
 
   /** How many takes may be under way on `lane` now: its depth while it finds messages, else 1. */
@@ -259,15 +259,22 @@ export class ConsumeLoop<H> {
     this.#reserved -= max;
   }
 
-  /** Delivers what a take found, or lets the lane idle until its next look. */
-  #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>, take: number): void {
-    lane.busy = messages.length > 0;
+  /**
+   * Delivers what a take of up to `max` found, or lets the lane idle until its next look. Fewer
+   * than `max` with a `lookAgainIn` above 0 says the source found nothing more: the lane idles
+   * after delivering them, as after an empty take, rather than sending a take sure to be empty.
+   */
+  #took(lane: Lane<H>, { messages, lookAgainIn }: TakeBatch<H>, take: number, max: number): void {
+    const current = take >= lane.idleFrom;
+    const drained = messages.length < max && lookAgainIn !== undefined && lookAgainIn > 0;
+    lane.busy = messages.length > 0 && !drained;
     if (messages.length > 0) {
-      // An earlier take's empty answer may have idled the lane: look again at once.
-      lane.idleUntil = 0;
+      // An earlier take's empty answer may have idled the lane: look again at once, unless this
+      // take found the source empty after its messages (and no wake-up came since it was sent).
+      lane.idleUntil = drained && current ? Date.now() + toMs(lookAgainIn) : 0;
       lane.idleFrom = Math.max(lane.idleFrom, take + 1);
       this.#deliver(lane, messages, take);
-    } else if (take >= lane.idleFrom) {
+    } else if (current) {
       lane.idleUntil = Date.now() + toMs(lookAgainIn ?? this.#ctx.pollInterval);
     }
     // An earlier take (see `idleFrom`) leaves the lane ready rather than idle.
@@ -334,7 +341,7 @@ export class ConsumeLoop<H> {
         for (const ack of acks) ack.resolve();
         if (max === 0) return;
         this.#release(lane, max);
-        this.#took(lane, batch, take);
+        this.#took(lane, batch, take, max);
       },
       (error: unknown) => {
         // The ledger tries each ack again (its slot held until written) or gives up on it; the take

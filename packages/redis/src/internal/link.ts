@@ -476,5 +476,7 @@ export function duplicateClient(main: Redis, role: string): Redis {
   const connectionName = `${main.options.connectionName || "celery-ts"}:${role}`;
   // A consumer's takes go one at a time: written at once, not on the next tick with others.
   const pipelining = role === "consumer" ? { enableAutoPipelining: false } : {};
-  return main.duplicate({ ...DUPLICATE_OVERRIDES, ...pipelining, connectionName });
+  // The results connection asks for RESP3: subscribed, it may still read the keys it waits for.
+  const protocol = role === "results" ? { protocol: 3 as const } : {};
+  return main.duplicate({ ...DUPLICATE_OVERRIDES, ...pipelining, ...protocol, connectionName });
 }

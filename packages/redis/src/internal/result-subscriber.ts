@@ -40,6 +40,22 @@ export interface ResultSubscriberOptions {
 }
 
 /**
+ * Whether the connection negotiated RESP3 (Redis 6+; ioredis falls back to RESP2 on older
+ * servers). Read from ioredis's connection state; unknown counts as RESP2.
+ */
+function speaksResp3(client: Redis): boolean {
+  return (
+    (client as unknown as { condition?: { protocol?: number } | null }).condition?.protocol === 3
+  );
+}
+
+/**
+ * How long a key no longer waited for stays subscribed: the unsubscribes of that time go in one
+ * UNSUBSCRIBE, rather than one command (and one reply to read) per result.
+ */
+const UNSUBSCRIBE_AFTER_MS = 50;
+
+/**
  * The `waitFor()` side of the Redis backend, as Celery's ResultConsumer: one subscriber
  * connection, opened on the first wait, subscribed to the key of every pending task (Celery
  * publishes each store on the key's own channel); after every (re)connection it subscribes again
@@ -49,14 +65,13 @@ export class ResultSubscriber {
   readonly #options: ResultSubscriberOptions;
   #link: Link | undefined;
   /** Pending waitFor() calls by key: one subscription per task serves them all. */
-  readonly #waiters = createResultWaiters({
-    onIdle: (key) => {
-      const link = this.#link;
-      if (!this.#options.closed() && link?.isReady) {
-        link.client.unsubscribe(key).catch(() => undefined);
-      }
-    },
-  });
+  readonly #waiters = createResultWaiters({ onIdle: (key) => this.#leave(key) });
+  /**
+   * Keys no longer waited for, still subscribed: unsubscribed together, a moment later, in one
+   * command (a wait for one of them meanwhile keeps its subscription).
+   */
+  readonly #leaving = new Set<string>();
+  #leaveTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ResultSubscriberOptions) {
     this.#options = options;
@@ -79,27 +94,48 @@ export class ResultSubscriber {
     });
     if (!this.#waiters.has(key)) return waiting; // the signal had aborted already
     // Subscribe first, then read: a result stored in between is heard, one stored before is read.
-    const subscribed = link.isReady
-      ? first
-        ? link.client.subscribe(key)
-        : Promise.resolve()
+    // A key still subscribed from an earlier wait needs only the read.
+    const subscribeAndRead = link.isReady
+      ? first && !this.#leaving.delete(key)
+        ? this.#subscribeAndRead(link.client, key)
+        : this.#recheck([key])
       : // Not connected yet (or reconnecting): the ready handler subscribes and reads.
-        link.waitReady(Number.POSITIVE_INFINITY).then(() => undefined);
-    subscribed
-      .then(() => this.#recheck([key]))
-      .catch((error: unknown) => {
-        this.#options.logger.debug(
-          "redis: could not subscribe to a result yet; waiting for the connection",
-          { key, error: String(error) },
-        );
-      });
+        link.waitReady(Number.POSITIVE_INFINITY).then(() => this.#recheck([key]));
+    subscribeAndRead.catch((error: unknown) => {
+      this.#options.logger.debug(
+        "redis: could not subscribe to a result yet; waiting for the connection",
+        { key, error: String(error) },
+      );
+    });
     return waiting;
   }
 
   /** Rejects every pending wait with `error` and closes the connection. */
   async close(error: unknown): Promise<void> {
     this.#waiters.rejectAll(error);
+    this.#forgetLeaving();
     await this.#link?.close();
+  }
+
+  /** No one waits for `key` any more: it is unsubscribed with the others that leave meanwhile. */
+  #leave(key: string): void {
+    if (this.#options.closed() || !this.#link?.isReady) return;
+    this.#leaving.add(key);
+    this.#leaveTimer ??= setTimeout(() => {
+      this.#leaveTimer = undefined;
+      const keys = [...this.#leaving];
+      this.#leaving.clear();
+      const link = this.#link;
+      if (keys.length === 0 || this.#options.closed() || !link?.isReady) return;
+      link.client.unsubscribe(...keys).catch(() => undefined);
+    }, UNSUBSCRIBE_AFTER_MS).unref();
+  }
+
+  /** The connection's subscriptions are gone (closed, or a new connection): none to leave. */
+  #forgetLeaving(): void {
+    clearTimeout(this.#leaveTimer);
+    this.#leaveTimer = undefined;
+    this.#leaving.clear();
   }
 
   /** Resolves every waiter of `key` with its own copy of the meta, if it is a ready state. */
@@ -116,11 +152,36 @@ export class ResultSubscriber {
       return;
     }
     if (!isReadyState(meta.status)) return;
-    this.#waiters.resolve(key, () => decodeResult(key, text));
+    // Each waiter gets its own copy: the first the one just read, the others a new one.
+    let unused: ResultMeta | undefined = meta;
+    this.#waiters.resolve(key, () => {
+      const copy = unused ?? decodeResult(key, text);
+      unused = undefined;
+      return copy;
+    });
   }
 
-  /** Reads the keys that have waiters; covers results stored while we were not subscribed. */
-  async #recheck(keys: string[]): Promise<void> {
+  /**
+   * SUBSCRIBE, then read the key: over RESP3 both in one write on the subscriber connection (a
+   * subscribed RESP3 connection may still read keys), else the read on the command connection
+   * once the subscription is confirmed.
+   */
+  async #subscribeAndRead(client: Redis, key: string): Promise<void> {
+    if (!speaksResp3(client)) {
+      await client.subscribe(key);
+      return this.#recheck([key]);
+    }
+    const replies = await client.pipeline().subscribe(key).get(key).exec();
+    const [subscribed, read] = replies ?? [];
+    if (!subscribed || subscribed[0]) throw subscribed?.[0] ?? new Error("no reply to SUBSCRIBE");
+    if (!read || read[0]) return this.#recheck([key]);
+    if (typeof read[1] === "string") this.#deliver(key, read[1]);
+  }
+
+  /** Reads the keys that still have waiters; covers results stored while we were not subscribed. */
+  async #recheck(subscribed: string[]): Promise<void> {
+    // A result published as the subscription began came with its reply: no read for it.
+    const keys = subscribed.filter((key) => this.#waiters.has(key));
     if (keys.length === 0) return;
     const values = await this.#options.mget(keys);
     keys.forEach((key, i) => {
@@ -148,6 +209,7 @@ export class ResultSubscriber {
       },
     });
     link.onReady(() => {
+      this.#forgetLeaving();
       const keys = this.#waiters.keys();
       if (keys.length === 0) return;
       link.client
