@@ -26,10 +26,11 @@ export interface Held {
 
 /**
  * Whether the message was put back after a delivery. The kit parses every envelope once; this
- * parses it again only when it can say so (`"redelivered"` appears in it).
+ * parses it again only when it can say so (`redelivered` appears in it: searched without its
+ * quotes, as a pattern that starts with '"' is several times slower to find).
  */
 function redelivered(raw: string): boolean {
-  return raw.includes('"redelivered"') && isRedelivered(parseEnvelope(raw));
+  return raw.includes("redelivered") && isRedelivered(parseEnvelope(raw));
 }
 
 export interface TakeSourceOptions {
