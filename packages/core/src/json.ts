@@ -145,7 +145,9 @@ export function quote(text: string): string {
  * (JavaScript has no exact type for them). An unknown marker throws, as it does in kombu.
  */
 export function decodeJson(text: string): unknown {
-  const markers = text.includes('"__type__"');
+  // Searched without its quotes: a pattern that starts with '"' (the commonest character of JSON)
+  // made this search five times slower. A hit that is no marker key merely takes the reviver.
+  const markers = text.includes("__type__");
   const longNumbers = hasLongDigitRun(text);
   // A reviver slows every parse down: only text that may need one gets one.
   if (!markers && !longNumbers) return JSON.parse(text);

@@ -154,7 +154,7 @@ export async function publishAll(
   settleBatch(batch, outcomes);
 }
 
-interface DeliveryActions {
+export interface DeliveryActions {
   /** The queue the message came from. */
   readonly queue: string;
   /** Unique per delivery: a redelivered message gets a new one. */

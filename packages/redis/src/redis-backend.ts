@@ -52,6 +52,9 @@ export interface RedisBackendOptions {
   logger?: Logger;
 }
 
+/** The bounds of `expires`: 0 (keep forever) is allowed. */
+const ZERO_ALLOWED = { zero: true } as const;
+
 /** Celery's key prefix for task results (`BaseKeyValueStoreBackend.task_keyprefix`). */
 const TASK_KEY_PREFIX = "celery-task-meta-";
 
@@ -77,7 +80,7 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
   const logger = opts.logger ?? silentLogger;
   const resolved = resolveConnection(opts.connection, opts.reconnectAttempts);
   const expiry = (value: number | undefined, fallback: number): number =>
-    durationOption(PKG, "expires", value, fallback, { zero: true });
+    durationOption(PKG, "expires", value, fallback, ZERO_ALLOWED);
   const defaultExpiry = expiry(opts.expires ?? resolved.fromUrl.expires, 86_400);
   const offlineTimeoutMs = toMs(durationOption(PKG, "offlineTimeout", opts.offlineTimeout, 5));
   const keyPrefix = opts.keyPrefix ?? resolved.fromUrl.keyPrefix ?? "";
@@ -92,9 +95,11 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
     reconnectAttempts: resolved.reconnectAttempts,
   });
   const server = serverOf(resolved.client);
+  const ttlMsOf = (expires: number): number => (expires > 0 ? Math.ceil(toMs(expires)) : 0);
+  const defaultTtlMs = ttlMsOf(defaultExpiry);
   const resultWrite = (taskId: string, meta: ResultMeta, store: StoreOptions): ResultWrite => {
-    const expires = expiry(store.expires, defaultExpiry);
-    const ttlMs = expires > 0 ? Math.ceil(toMs(expires)) : 0;
+    const ttlMs =
+      store.expires === undefined ? defaultTtlMs : ttlMsOf(expiry(store.expires, defaultExpiry));
     return { server, key: keyOf(taskId), value: encodeJson(meta), ttlMs };
   };
   let closed = false;

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { decodeEnvelope } from "../envelope.ts";
 import { CeleryTsError, isCeleryTsError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
-import type { ConsumeOptions, Delivery } from "../transport.ts";
+import type { WireMessage } from "../task-message.ts";
+import type { ConsumeOptions, Delivery, DeliveryActions } from "../transport.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { toMs } from "./durations.ts";
 import { oversize, oversizeReason, taskIdOf } from "./dead-letters.ts";
@@ -407,15 +408,18 @@ export class ConsumeLoop<H> {
     void this.#ctx.track(this.#ctx.handBack(all.map((taken) => taken.handle)));
   }
 
+  /** A delivery settled: its prefetch slot is free (one function for every delivery). */
+  readonly #released = (): void => {
+    this.#count--;
+    this.#schedule();
+  };
+
   #register(lane: Lane<H>, taken: TakenMessage<H>): Delivery {
     const { ledger, primitives } = this.#ctx;
     const tag = taken.deliveryTag ?? randomUUID();
     this.#count++;
-    ledger.add(tag, taken.handle, () => {
-      this.#count--;
-      this.#schedule();
-    });
-    const actions = {
+    ledger.add(tag, taken.handle, this.#released);
+    const actions: DeliveryActions = {
       queue: taken.queue,
       deliveryTag: tag,
       redelivered: taken.redelivered,
@@ -426,11 +430,11 @@ export class ConsumeLoop<H> {
             ? primitives.requeue(handle)
             : primitives.deadLetter(handle, reason ?? "rejected"),
         ),
-      ...(primitives.carries && {
-        ackWithResult: (result: PreparedStore) =>
-          primitives.carries!(result) ? this.#ack(lane, tag, result) : Promise.resolve(false),
-      }),
     };
+    if (primitives.carries) {
+      actions.ackWithResult = (result: PreparedStore) =>
+        primitives.carries!(result) ? this.#ack(lane, tag, result) : Promise.resolve(false);
+    }
     const bytes = oversize(taken.raw, this.#ctx.maxMessageBytes);
     if (bytes !== undefined) {
       // Never decoded: the worker logs and dead-letters it, and only its head stays referenced.
@@ -441,7 +445,9 @@ export class ConsumeLoop<H> {
       return taskId === undefined ? { ...actions, error, raw } : { ...actions, error, raw, taskId };
     }
     try {
-      return { ...actions, message: decodeEnvelope(taken.raw).message };
+      // The message put on the actions object itself: a copy with it spread in cost an object.
+      (actions as { message?: WireMessage }).message = decodeEnvelope(taken.raw).message;
+      return actions as Delivery;
     } catch (error) {
       const malformed = isCeleryTsError(error)
         ? error

@@ -7,8 +7,17 @@ interface Entry<H> {
   handle: H;
   /** A settle began: later ones do nothing. */
   settling: boolean;
-  /** Frees the consumer's prefetch slot; called once. */
-  release(): void;
+  /** The consumer's prefetch slot was freed (`release` is called once). */
+  released: boolean;
+  /** Frees the consumer's prefetch slot. */
+  release: () => void;
+}
+
+/** Frees the entry's slot, once. */
+function releaseOnce(entry: Entry<unknown>): void {
+  if (entry.released) return;
+  entry.released = true;
+  entry.release();
 }
 
 export interface LedgerOptions<H> {
@@ -58,16 +67,7 @@ export class Ledger<H> {
   }
 
   add(tag: string, handle: H, release: () => void): void {
-    let released = false;
-    this.#entries.set(tag, {
-      handle,
-      settling: false,
-      release() {
-        if (released) return;
-        released = true;
-        release();
-      },
-    });
+    this.#entries.set(tag, { handle, settling: false, released: false, release });
     this.#scheduleRenewal();
   }
 
@@ -79,47 +79,68 @@ export class Ledger<H> {
     await this.settleOnce(tag, write);
   }
 
-  /** As `settle`; resolves true when this call wrote, false when the delivery was settled already. */
-  async settleOnce(tag: string, write: (handle: H) => Promise<void>): Promise<boolean> {
-    this.#options.ensureOpen();
+  /**
+   * As `settle`; resolves true when this call wrote, false when the delivery was settled already.
+   * Not async itself: the settle's own promise (tracked) is the one handed back.
+   */
+  settleOnce(tag: string, write: (handle: H) => Promise<void>): Promise<boolean> {
+    try {
+      this.#options.ensureOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const entry = this.#entries.get(tag);
-    if (!entry || entry.settling) return false;
+    if (!entry || entry.settling) return Promise.resolve(false);
     entry.settling = true;
-    const work = (async () => {
+    return this.#options.track(this.#settle(tag, entry, write));
+  }
+
+  async #settle(tag: string, entry: Entry<H>, write: (handle: H) => Promise<void>): Promise<true> {
+    try {
       try {
-        await this.#writeRetrying(entry, write);
-      } finally {
-        // Forgotten once written, or given up on: if the write failed, the lease is no longer
-        // renewed and the message comes back after it runs out, rather than staying reserved.
-        if (this.#entries.get(tag) === entry) this.#entries.delete(tag);
-        // Only now may the consumer take more: a requeued message is back in its place first.
-        entry.release();
+        await write(entry.handle);
+      } catch (error) {
+        await this.#writeRetrying(entry, write, error);
       }
-    })();
-    await this.#options.track(work);
+    } finally {
+      // Forgotten once written, or given up on: if the write failed, the lease is no longer
+      // renewed and the message comes back after it runs out, rather than staying reserved.
+      if (this.#entries.get(tag) === entry) this.#entries.delete(tag);
+      // Only now may the consumer take more: a requeued message is back in its place first.
+      releaseOnce(entry);
+    }
     return true;
   }
 
-  /** Writes; a retryable failure is tried again with backoff while the transport is open. */
-  async #writeRetrying(entry: Entry<H>, write: (handle: H) => Promise<void>): Promise<void> {
+  /**
+   * After the first write failed with `first`: a retryable failure is tried again with backoff
+   * while the transport is open; any other is thrown.
+   */
+  async #writeRetrying(
+    entry: Entry<H>,
+    write: (handle: H) => Promise<void>,
+    first: unknown,
+  ): Promise<void> {
+    let error = first;
     for (let failures = 1; ; failures++) {
+      if (!isCeleryTsError(error) || !error.retryable || this.#stopped) throw error;
+      try {
+        this.#options.ensureOpen();
+      } catch {
+        throw error;
+      }
+      if (failures === 1) {
+        this.#options.logger.debug(`${this.#options.pkg}: a settle failed; retrying`, {
+          error: String(error),
+        });
+      }
+      const delay = toMs(backoffDelay(failures, this.#options.backoff));
+      await new Promise((resolve) => setTimeout(resolve, delay));
       try {
         await write(entry.handle);
         return;
-      } catch (error) {
-        if (!isCeleryTsError(error) || !error.retryable || this.#stopped) throw error;
-        try {
-          this.#options.ensureOpen();
-        } catch {
-          throw error;
-        }
-        if (failures === 1) {
-          this.#options.logger.debug(`${this.#options.pkg}: a settle failed; retrying`, {
-            error: String(error),
-          });
-        }
-        const delay = toMs(backoffDelay(failures, this.#options.backoff));
-        await new Promise((resolve) => setTimeout(resolve, delay));
+      } catch (next) {
+        error = next;
       }
     }
   }
@@ -130,7 +151,7 @@ export class Ledger<H> {
     clearTimeout(this.#renewTimer);
     this.#renewTimer = undefined;
     const handles = this.handles();
-    for (const entry of this.#entries.values()) entry.release();
+    for (const entry of this.#entries.values()) releaseOnce(entry);
     this.#entries.clear();
     return handles;
   }

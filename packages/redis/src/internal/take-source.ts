@@ -26,10 +26,11 @@ export interface Held {
 
 /**
  * Whether the message was put back after a delivery. The kit parses every envelope once; this
- * parses it again only when it can say so (`"redelivered"` appears in it).
+ * parses it again only when it can say so (`redelivered` appears in it: searched without its
+ * quotes, as a pattern that starts with '"' is several times slower to find).
  */
 function redelivered(raw: string): boolean {
-  return raw.includes('"redelivered"') && isRedelivered(parseEnvelope(raw));
+  return raw.includes("redelivered") && isRedelivered(parseEnvelope(raw));
 }
 
 export interface TakeSourceOptions {
@@ -57,14 +58,16 @@ export interface TakeSourceOptions {
 }
 
 /**
- * The take script's last arguments (after the consumer's): the size limit, what a refusal does;
- * the reasons made once, the times of each take filled in by `at(now)`.
+ * The take script's last arguments (after the consumer's), pushed on `args`: the size limit,
+ * what a refusal does; the reasons made once, the times of each take filled in from `now`.
  */
-function refusalArgs(options: TakeSourceOptions): (now: number) => (string | number)[] {
+function refusalArgs(options: TakeSourceOptions): (args: (string | number)[], now: number) => void {
   const limit = options.maxMessageBytes;
   const reason = oversizeReason(-1, limit);
   const notKept = notKeptReason(reason, -1, options.deadLetters?.maxBytes ?? 0);
-  return (now) => [limit, reason, notKept, now, ...deadLetterBounds(options.deadLetters, now)];
+  return (args, now) => {
+    args.push(limit, reason, notKept, now, ...deadLetterBounds(options.deadLetters, now));
+  };
 }
 
 /**
@@ -113,8 +116,6 @@ export function createTakeSource(options: TakeSourceOptions): MessageSource<Held
   ];
 
   const refusal = refusalArgs(options);
-  const fixedArgs = [queues.length, keys.steps.length];
-  const consumerArgs = [consumer.id, consumer.leaseMs];
 
   /** One take of up to `room` (0: none), first acknowledging `acks` (and storing their results). */
   const takeBatch = async (
@@ -124,8 +125,11 @@ export function createTakeSource(options: TakeSourceOptions): MessageSource<Held
     const first = tagNumber;
     tagNumber += room;
     const now = Date.now();
-    const args = [now / 1000, room, ...fixedArgs, ...cycle, ...queueJson, tagBase, first];
-    args.push(...consumerArgs, ...refusal(now));
+    const args: (string | number)[] = [now / 1000, room, queues.length, keys.steps.length];
+    for (const q of cycle) args.push(q);
+    for (const json of queueJson) args.push(json);
+    args.push(tagBase, first, consumer.id, consumer.leaseMs);
+    refusal(args, now);
     const keysOfTake =
       acks.length > 0 ? withAcks(acks, options.server, scriptKeys, args) : scriptKeys;
     const flat = (await runScript(take.client, TAKE, keysOfTake, args)) as (number | string)[];

@@ -75,9 +75,12 @@ export async function runTask(input: RunTaskInput): Promise<RunOutcome> {
   try {
     const running = runWithTaskContext(new RunContext(input, abort), () => task.run(...callArgs));
     const { terminate } = input;
-    const value = await (hard === undefined && terminate === undefined
+    // A function that returned a value, not a promise, is over: nothing to stop or wait for.
+    const value = !isThenable(running)
       ? running
-      : untilStopped(running, stops, hard, terminate, task.name));
+      : await (hard === undefined && terminate === undefined
+          ? running
+          : untilStopped(running, stops, hard, terminate, task.name));
     return { kind: "success", value };
   } catch (error) {
     return classify(task, error);
@@ -125,6 +128,14 @@ class RunContext implements TaskContext {
   get signal(): AbortSignal {
     return this.#abort.signal;
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 interface Stops {

@@ -33,24 +33,29 @@ export function dispatch(state: WorkerState): void {
     // A redelivered copy of a task whose earlier run is still storing its result starts after
     // it, so that the duplicate check sees that result (the slot was freed before the store).
     const earlier = job.delivery.redelivered ? runningIds.get(id) : undefined;
-    const run = earlier
-      ? earlier.then(() => execute(state, job, release))
-      : execute(state, job, release);
-    const execution = run.catch((error: unknown) => {
-      log.error("unexpected error while handling a task; it will be redelivered", {
-        id,
-        error: String(error),
-      });
-      return settle(state, job.delivery, "requeue");
-    });
+    // One async frame for the run, its error and its clean-up: a catch() and a finally() chained
+    // on the run made several promises and closures more per task.
+    const runJob = async (): Promise<void> => {
+      try {
+        if (earlier) await earlier;
+        await execute(state, job, release);
+      } catch (error) {
+        log.error("unexpected error while handling a task; it will be redelivered", {
+          id,
+          error: String(error),
+        });
+        await settle(state, job.delivery, "requeue");
+      } finally {
+        // Reached after the first await at the earliest: `execution` is set by then.
+        state.control.requests.finished(id);
+        running.delete(execution);
+        if (runningIds.get(id) === execution) runningIds.delete(id);
+        active.delete(job.delivery);
+        release();
+      }
+    };
+    const execution = runJob();
     running.add(execution);
     runningIds.set(id, execution);
-    void execution.finally(() => {
-      state.control.requests.finished(id);
-      running.delete(execution);
-      if (runningIds.get(id) === execution) runningIds.delete(id);
-      active.delete(job.delivery);
-      release();
-    });
   }
 }
