@@ -1,6 +1,5 @@
 import { hostname as osHostname, loadavg, type as osType } from "node:os";
 import type { Broadcast, BroadcastSubscription, ExchangeRef } from "./broadcast.ts";
-import { EventBytes } from "./internal/event-bytes.ts";
 import { EventJson } from "./internal/event-json.ts";
 import { adjustClock, forwardClock, parseJsonBody } from "./pidbox.ts";
 import { JSON_CONTENT_TYPE, type WireMessage } from "./task-message.ts";
@@ -88,10 +87,10 @@ function groupOf(type: string): string {
   return group;
 }
 
-/** Events of one group waiting for their publish, as JSON bytes, and that publish once it began. */
+/** Events of one group waiting for their publish, as JSON text, and that publish once it began. */
 interface Batch {
-  /** `[` and the events' JSON, with `, ` between them (the group's buffer, reused). */
-  out: EventBytes;
+  /** The events' text, with `, ` between them (no brackets yet). */
+  text: string;
   count: number;
   /** The first event's type: a batch of one goes as that event, on its own routing key. */
   type: string;
@@ -105,9 +104,9 @@ interface Batch {
  * does. Failures go to `onError` (a log line) and are otherwise dropped, as Celery drops what it
  * cannot send.
  *
- * Each event is written as JSON when it is sent (see `EventJson`), as bytes onto its batch's
- * buffer: the events of a batch become one string when the batch goes, with no object or string
- * per event, and an event that cannot be encoded is reported alone instead of failing its batch.
+ * Each event is written as JSON text when it is sent (see `EventJson`) onto its batch's text: the
+ * events of a batch are encoded once, with no object per event, and an event that cannot be
+ * encoded is reported alone instead of failing its batch.
  */
 export function createEventPublisher(
   broadcast: Broadcast,
@@ -117,10 +116,6 @@ export function createEventPublisher(
   const buffered = new Set(options.bufferGroups ?? []);
   const limit = Math.max(1, options.bufferLimit ?? 24);
   const batches = new Map<string, Batch>();
-  /** Each buffered group's buffer, reused batch after batch (a batch's text is taken at once). */
-  const buffers = new Map<string, EventBytes>();
-  /** Where an event that goes alone is written. */
-  const single = new EventBytes();
   const json = new EventJson(hostname);
   let tick: NodeJS.Immediate | undefined;
 
@@ -135,41 +130,42 @@ export function createEventPublisher(
   const batchOf = (group: string): Batch => {
     let batch = batches.get(group);
     if (!batch) {
-      let out = buffers.get(group);
-      if (!out) buffers.set(group, (out = new EventBytes()));
-      batch = openBatch(group, out, publish, () => batches.delete(group));
+      batch = openBatch(group, publish, () => batches.delete(group));
       batches.set(group, batch);
     }
     return batch;
   };
 
-  const write = (
-    out: EventBytes,
+  /** The event's text; undefined (reported) when it cannot be encoded. */
+  const text = (
     type: string,
     fields: Record<string, unknown>,
     uuid: string | undefined,
-  ): boolean => writeEvent(json, out, type, fields, uuid, options.onError);
+  ): string | undefined => {
+    try {
+      return json.text(type, fields, forwardClock(), Date.now(), uuid);
+    } catch (error) {
+      options.onError?.(error, type);
+      return undefined;
+    }
+  };
 
   const send = (
     type: string,
     fields: Record<string, unknown>,
     uuid: string | undefined,
   ): Promise<void> => {
+    const event = text(type, fields, uuid);
+    if (event === undefined) return Promise.resolve();
     const group = groupOf(type);
-    if (!buffered.has(group)) {
-      single.reset();
-      if (!write(single, type, fields, uuid)) return Promise.resolve();
-      return publish(single.text(), type.replaceAll("-", "."), type);
-    }
+    if (!buffered.has(group)) return publish(event, type.replaceAll("-", "."), type);
     const batch = batchOf(group);
-    const { out } = batch;
-    const start = out.at;
-    if (batch.count > 0) out.ascii(", ");
-    if (!write(out, type, fields, uuid)) {
-      out.at = start;
-      return Promise.resolve();
+    if (batch.count++ === 0) {
+      batch.type = type;
+      batch.text = event;
+    } else {
+      batch.text += ", " + event;
     }
-    if (batch.count++ === 0) batch.type = type;
     // Celery's worker flushes on the next turn of its event loop, or once the buffer is full.
     if (batch.count >= limit) batch.release();
     else tick ??= setImmediate(() => void releaseAll());
@@ -194,60 +190,28 @@ export function createEventPublisher(
   };
 }
 
-/** Writes the event onto `out`; false (reported, nothing written) when it cannot be encoded. */
-function writeEvent(
-  json: EventJson,
-  out: EventBytes,
-  type: string,
-  fields: Record<string, unknown>,
-  uuid: string | undefined,
-  onError: ((error: unknown, type: string) => void) | undefined,
-): boolean {
-  const start = out.at;
-  try {
-    json.write(out, type, fields, forwardClock(), Date.now(), uuid);
-    return true;
-  } catch (error) {
-    out.at = start;
-    onError?.(error, type);
-    return false;
-  }
-}
-
-/**
- * An empty batch of `group` on `out` (emptied); `release` calls `gone`, takes the batch's text
- * (`out` is free again) and publishes it.
- */
+/** An empty batch of `group`; `release` calls `gone` and publishes what the batch holds. */
 function openBatch(
   group: string,
-  out: EventBytes,
   publish: (body: string, routingKey: string, type: string) => Promise<void>,
   gone: () => void,
 ): Batch {
-  out.reset();
-  out.byte(OPEN_BRACKET);
   let release!: () => void;
   const sent = new Promise<void>((resolve) => {
     release = () => {
       gone();
-      const { count, type } = batch;
-      if (count === 0) {
-        resolve();
-      } else if (count === 1) {
+      const { text, count, type } = batch;
+      if (count === 1) {
         // One event goes as itself, so receivers bound to its own routing key see it too.
-        resolve(publish(out.text(1), type.replaceAll("-", "."), type));
+        resolve(publish(text, type.replaceAll("-", "."), type));
       } else {
-        out.byte(CLOSE_BRACKET);
-        resolve(publish(out.text(), `${group}.multi`, `${group}-multi`));
+        resolve(publish(`[${text}]`, `${group}.multi`, `${group}-multi`));
       }
     };
   });
-  const batch: Batch = { out, count: 0, type: "", sent, release };
+  const batch: Batch = { text: "", count: 0, type: "", sent, release };
   return batch;
 }
-
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
 
 /** An event message with its JSON text as body (transient, as kombu sends them). */
 function eventMessage(body: string, headers: Record<string, unknown>): WireMessage {
