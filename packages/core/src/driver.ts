@@ -34,6 +34,7 @@ export type {
 export { registerDriver, registeredDriver } from "./driver/registry.ts";
 export type { DriverModule, DriverRegistration, DriverUrlOptions } from "./driver/registry.ts";
 export { sleep } from "./driver/sleep.ts";
+export { ENVELOPE_HEAD, ENVELOPE_MIDDLE, envelopeParts } from "./envelope.ts";
 export {
   DEFAULT_DEAD_LETTER_LIMITS,
   DEFAULT_MAX_MESSAGE_BYTES,

@@ -15,6 +15,24 @@ export interface EnvelopeRoute {
 }
 
 export function encodeEnvelope(message: WireMessage, route: EnvelopeRoute): string {
+  const { base64: body, rest } = envelopeParts(message, route);
+  return `${ENVELOPE_HEAD}${body}${ENVELOPE_MIDDLE}${rest}`;
+}
+
+/** What an envelope starts with, before the body's base64. */
+export const ENVELOPE_HEAD = '{"body": "';
+/** What comes between the body's base64 and `rest`. */
+export const ENVELOPE_MIDDLE = '", ';
+
+/**
+ * An envelope in parts, for a writer of bytes (a PUBLISH frame): the envelope is `ENVELOPE_HEAD`,
+ * `base64`, `ENVELOPE_MIDDLE`, then `rest`, exactly `encodeEnvelope`'s text. Both parts are ASCII
+ * (`encodeJson` escapes what is not).
+ */
+export function envelopeParts(
+  message: WireMessage,
+  route: EnvelopeRoute,
+): { base64: string; rest: string } {
   const properties = messageProperties(message.properties);
   const rest = encodeJson({
     "content-encoding": message.contentEncoding,
@@ -30,7 +48,7 @@ export function encodeEnvelope(message: WireMessage, route: EnvelopeRoute): stri
   });
   // Base64 needs no JSON escaping: the body goes in as it is, first as kombu writes it, which
   // spares the encoder's scan of the envelope's longest string (a batch of events, a big task).
-  return `{"body": "${base64(message.body)}", ${rest.slice(1)}`;
+  return { base64: base64(message.body), rest: rest.slice(1) };
 }
 
 /** The most bytes `base64()` keeps for its reused buffer. */

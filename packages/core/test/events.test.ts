@@ -169,6 +169,38 @@ describe("event JSON", () => {
     );
   });
 
+  it("writes long, escaped and big values as encodeJson does, batch after batch", async () => {
+    const { broadcast, texts } = await rawTexts();
+    const publisher = createEventPublisher(broadcast, {
+      hostname: "wörker@test",
+      bufferGroups: ["task"],
+    });
+    const big = "x".repeat(200_000);
+    const sent: [string, Record<string, unknown>][][] = [
+      [
+        ["task-received", { uuid: "a", args: "y".repeat(65), kwargs: "{'k': '\u007f\u007f'}" }],
+        ["task-received", { uuid: "b", args: `${"z".repeat(70)}"\u2028`, retries: 12345678901 }],
+        ["task-succeeded", { uuid: "b", result: big, runtime: 1e-7, flag: false }],
+      ],
+      [["task-started", { uuid: "c", pid: process.pid }]],
+      [
+        ["task-started", { uuid: "d", pid: process.pid }],
+        ["task-succeeded", { uuid: "d", result: "\u007f", runtime: 2 }],
+      ],
+    ];
+    for (const batch of sent) {
+      for (const [type, fields] of batch) void publisher.send(type, fields);
+      await publisher.flush();
+    }
+    await until(() => texts.length === sent.length, "the batches");
+    sent.forEach((batch, b) => {
+      const text = texts[b]!;
+      const events = (batch.length === 1 ? [JSON.parse(text)] : JSON.parse(text)) as unknown[];
+      const each = batch.map(([type, fields], i) => expected(type, fields, events[i]));
+      expect(text).toBe(batch.length === 1 ? each[0] : `[${each.join(", ")}]`);
+    });
+  });
+
   it("writes a task event (sendTask) as the event object with its uuid first", async () => {
     const { broadcast, texts } = await rawTexts();
     const publisher = createEventPublisher(broadcast, { hostname: "wörker@test" });

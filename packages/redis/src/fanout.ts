@@ -10,12 +10,13 @@ import {
   type Logger,
   type WireMessage,
 } from "@celery-ts/core";
-import { Command, Redis, type RedisOptions } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import { bindingMatches, closedError, deliverBroadcast, sleep } from "@celery-ts/core/driver";
 import { mapRedisError, PKG } from "./internal/errors.ts";
 import { KeyLayout, SEP } from "./internal/keys.ts";
 import { isRedisClient, type RedisConnection } from "./internal/link.ts";
 import { parseRedisUrl } from "./internal/parse-url.ts";
+import { publishFrame, PublishFrame } from "./internal/publish-frame.ts";
 
 export interface RedisBroadcastOptions {
   /**
@@ -149,18 +150,16 @@ async function publishTo(
   message: WireMessage,
 ): Promise<void> {
   const client = await f.links.main();
-  const raw = encodeEnvelope(message, {
-    exchange: exchange.name,
-    routingKey,
-    priority: 0,
-    deliveryTag: randomUUID(),
-  });
+  const route = { exchange: exchange.name, routingKey, priority: 0, deliveryTag: randomUUID() };
   if (viaPubSub(exchange)) {
     // Straight to the socket: ioredis's auto-pipeline would hold it until setImmediate, a turn
     // of the event loop more for each batch of task events. (A channel is no key: no keyPrefix.)
-    await client.sendCommand(new Command("publish", [channel(f, exchange.name, routingKey), raw]));
+    const { frame, release } = publishFrame(channel(f, exchange.name, routingKey), message, route);
+    await client.sendCommand(new PublishFrame(frame));
+    release();
     return;
   }
+  const raw = encodeEnvelope(message, route);
   const members = await client.smembers(f.keys.binding(exchange.name));
   const queues = new Set<string>();
   for (const member of members) {

@@ -1,0 +1,48 @@
+import { encodeEnvelope, type WireMessage } from "@celery-ts/core";
+import { Command } from "ioredis";
+import { describe, expect, it } from "vitest";
+import { publishFrame } from "../src/internal/publish-frame.ts";
+
+/** What ioredis writes for `publish(channel, text)`, as bytes. */
+function ioredisBytes(channel: string, text: string): Buffer {
+  return Buffer.from(new Command("publish", [channel, text]).toWritable({}) as string, "utf8");
+}
+
+const route = { exchange: "celeryev", routingKey: "task.multi", priority: 0, deliveryTag: "t-1" };
+
+function message(body: string, hostname: string): WireMessage {
+  return {
+    body,
+    contentType: "application/json",
+    contentEncoding: "utf-8",
+    headers: { hostname },
+    properties: { delivery_mode: 1 },
+  };
+}
+
+describe("publishFrame", () => {
+  it("writes the bytes ioredis writes for PUBLISH of the envelope, non-ASCII included", () => {
+    for (const [body, hostname, channel] of [
+      ['[{"type": "task-started"}]', "celery@host", "/0.celeryev/task.multi"],
+      ['{"a": "h\\u00e9"} ünï ✓', "célery@hôte", "prefix·/2.celeryev/task.started"],
+      ["x".repeat(100_000), "celery@host", "/1.celeryev/task.multi"],
+    ] as const) {
+      const m = message(body, hostname);
+      const { frame, release } = publishFrame(channel, m, route);
+      expect(frame.equals(ioredisBytes(channel, encodeEnvelope(m, route)))).toBe(true);
+      release();
+    }
+  });
+
+  it("leaves a frame alone until it is released", () => {
+    const first = publishFrame("/0.celeryev/task.multi", message("first", "h"), route);
+    const copy = Buffer.from(first.frame);
+    const second = publishFrame("/0.celeryev/task.multi", message("second", "h"), route);
+    expect(first.frame.equals(copy)).toBe(true);
+    first.release();
+    second.release();
+    const third = publishFrame("/0.celeryev/task.multi", message("third!", "h"), route);
+    expect(third.frame.includes(Buffer.from(Buffer.from("third!").toString("base64")))).toBe(true);
+    third.release();
+  });
+});
