@@ -39,8 +39,9 @@ export interface Checkpointer {
  * milliseconds on a typical disk. Run on the event loop, they stalled every send, claim and
  * result behind them (in a round trip, each process's hundredth commit); on a thread of its own
  * the event loop goes on, and so do the other connections' writes (PASSIVE waits for no one).
- * The thread starts on the first checkpoint, and does not keep the process alive. Should it fail
- * to start, `fallback` (a checkpoint on this thread) runs instead.
+ * The thread starts on the first checkpoint, and does not keep the process alive; it costs about
+ * 12 MB of memory (a small heap: it only runs the checkpoints). Should it fail to start or run
+ * out of memory, `fallback` (a checkpoint on this thread) runs instead.
  */
 export function createCheckpointer(path: string, fallback: () => void): Checkpointer {
   let worker: Worker | undefined;
@@ -49,15 +50,26 @@ export function createCheckpointer(path: string, fallback: () => void): Checkpoi
   let closed = false;
   const start = (): Worker => {
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-    const started = new Worker(SOURCE, { eval: true, workerData: { path, driver } });
+    const started = new Worker(SOURCE, {
+      eval: true,
+      workerData: { path, driver },
+      resourceLimits: {
+        maxYoungGenerationSizeMb: 1,
+        maxOldGenerationSizeMb: 16,
+        codeRangeSizeMb: 2,
+        stackSizeMb: 1,
+      },
+    });
     started.unref();
     started.on("message", () => {
       running = false;
     });
     started.on("error", () => {
       failed = true;
-      running = false;
       worker = undefined;
+      // The checkpoint it was asked for, here.
+      if (running && !closed) fallback();
+      running = false;
     });
     return started;
   };
