@@ -1,4 +1,13 @@
-import { utimesSync, watch, writeFileSync, type FSWatcher } from "node:fs";
+import {
+  closeSync,
+  constants,
+  openSync,
+  utimesSync,
+  watch,
+  writeFileSync,
+  writeSync,
+  type FSWatcher,
+} from "node:fs";
 import { basename, dirname } from "node:path";
 
 /** What a change is about: who in this process it wakes (a change from elsewhere wakes all). */
@@ -25,12 +34,15 @@ const versionReaders = new Map<string, () => number>();
 /**
  * Registers how to read the data version of the file at `path`: it changes only when another
  * connection commits, so a file event whose version has not moved (our own write, or a WAL
- * write whose commit is not visible yet) wakes nobody. Returns the unregistration.
+ * write whose commit is not visible yet) wakes nobody. Returns the unregistration, which also
+ * closes the file's wake handle.
  */
 export function readDataVersionWith(path: string, read: () => number): () => void {
   versionReaders.set(path, read);
   return () => {
-    if (versionReaders.get(path) === read) versionReaders.delete(path);
+    if (versionReaders.get(path) !== read) return;
+    versionReaders.delete(path);
+    closeWake(path);
   };
 }
 
@@ -99,8 +111,58 @@ function watchWal(path: string, feed: Feed): FSWatcher | undefined {
   }
 }
 
-/** Wakes the watchers of other processes: one timestamp update on the wake file. */
+/** The wake file of a database file this process has open, held open to be written. */
+interface WakeHandle {
+  fd: number;
+  openedAt: number;
+}
+const wakeHandles = new Map<string, WakeHandle>();
+/**
+ * How long a wake file's descriptor is used before it is opened again by name: should the file
+ * be deleted meanwhile, writes to the old one wake no one (other processes then poll) until then.
+ */
+const REOPEN_WAKE_MS = 1_000;
+const oneByte = Buffer.alloc(1);
+
+function closeWake(path: string): void {
+  const handle = wakeHandles.get(path);
+  if (!handle) return;
+  wakeHandles.delete(path);
+  try {
+    closeSync(handle.fd);
+  } catch {
+    // Closed already.
+  }
+}
+
+/**
+ * Wakes the watchers of other processes: one byte written over the wake file's first byte
+ * (a modify event). A write updates the file's times at most once per clock tick, where setting
+ * them (utimes) changed the inode, and so the file system's journal, at every commit.
+ */
 function touch(path: string): void {
+  if (!versionReaders.has(path)) return touchByName(path);
+  const now = Date.now();
+  let handle = wakeHandles.get(path);
+  if (handle && now - handle.openedAt >= REOPEN_WAKE_MS) {
+    closeWake(path);
+    handle = undefined;
+  }
+  try {
+    if (!handle) {
+      const fd = openSync(wakeFile(path), constants.O_WRONLY | constants.O_CREAT);
+      handle = { fd, openedAt: now };
+      wakeHandles.set(path, handle);
+    }
+    writeSync(handle.fd, oneByte, 0, 1, 0);
+  } catch {
+    closeWake(path);
+    touchByName(path);
+  }
+}
+
+/** The wake-up by the file's name: a timestamp update, or the file created. */
+function touchByName(path: string): void {
   const file = wakeFile(path);
   const now = new Date();
   try {

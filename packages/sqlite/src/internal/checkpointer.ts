@@ -1,0 +1,96 @@
+/** WAL checkpoints of a database file, run on a thread of their own. */
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+
+/**
+ * The thread's code: its own connection to the file, one PASSIVE checkpoint per "checkpoint"
+ * message (answered "done"), and the connection closed on "close". Plain CommonJS source, so that
+ * it runs as it is from the TypeScript sources and from the bundle alike.
+ */
+const SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.driver);
+let db;
+parentPort.on("message", (message) => {
+  if (message === "close") {
+    if (db && db.open) db.close();
+    parentPort.close();
+    return;
+  }
+  try {
+    db ??= new Database(workerData.path, { timeout: 0 });
+    db.pragma("wal_checkpoint(PASSIVE)");
+  } catch {
+    // Another connection is checkpointing, or the file is busy: a later checkpoint copies it.
+  }
+  parentPort.postMessage("done");
+});
+`;
+
+export interface Checkpointer {
+  /** Starts a checkpoint, unless one is under way. */
+  run(): void;
+  /** Closes the thread's connection; the thread then ends. Idempotent. */
+  close(): void;
+}
+
+/**
+ * A checkpoint copies the WAL's pages into the database and syncs both files: two fsyncs, a few
+ * milliseconds on a typical disk. Run on the event loop, they stalled every send, claim and
+ * result behind them (in a round trip, each process's hundredth commit); on a thread of its own
+ * the event loop goes on, and so do the other connections' writes (PASSIVE waits for no one).
+ * The thread starts on the first checkpoint, and does not keep the process alive; it costs about
+ * 12 MB of memory (a small heap: it only runs the checkpoints). Should it fail to start or run
+ * out of memory, `fallback` (a checkpoint on this thread) runs instead.
+ */
+export function createCheckpointer(path: string, fallback: () => void): Checkpointer {
+  let worker: Worker | undefined;
+  let failed = false;
+  let running = false;
+  let closed = false;
+  const start = (): Worker => {
+    const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+    const started = new Worker(SOURCE, {
+      eval: true,
+      workerData: { path, driver },
+      resourceLimits: {
+        maxYoungGenerationSizeMb: 1,
+        maxOldGenerationSizeMb: 16,
+        codeRangeSizeMb: 2,
+        stackSizeMb: 1,
+      },
+    });
+    started.unref();
+    started.on("message", () => {
+      running = false;
+    });
+    started.on("error", () => {
+      failed = true;
+      worker = undefined;
+      // The checkpoint it was asked for, here.
+      if (running && !closed) fallback();
+      running = false;
+    });
+    return started;
+  };
+  return {
+    run() {
+      if (closed || running) return;
+      if (failed) return fallback();
+      try {
+        worker ??= start();
+      } catch {
+        failed = true;
+        return fallback();
+      }
+      running = true;
+      worker.postMessage("checkpoint");
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      worker?.postMessage("close");
+      worker = undefined;
+    },
+  };
+}
