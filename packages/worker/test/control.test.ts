@@ -5,15 +5,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   callControl,
+  createTaskMessage,
   currentTask,
   defineTask,
+  encodeTaskMessage,
   isAddressedTo,
   receiveEvents,
   resolveBroadcast,
+  resolveTransport,
   topicMatches,
   type Broadcast,
   type CeleryEvent,
 } from "@celery-ts/core";
+import { sleep } from "@celery-ts/core/driver";
 import { createClient } from "@celery-ts/client";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { mergeRevoked } from "../src/control/commands.ts";
@@ -122,6 +126,37 @@ describe("remote control (memory broker)", () => {
     expect(await prefetchAfter({}, "pool_shrink", 4)).toBe(8);
     // A prefetch the user set moves by n.
     expect(await prefetchAfter({ prefetch: 20 }, "pool_grow", 2)).toBe(22);
+  });
+
+  it("pool_grow keeps the prefetch held for ETA messages, which is given back when they run", async () => {
+    const url = `memory://control-${randomUUID()}`;
+    const { worker, client, broadcast } = await fleet(url, { concurrency: 2 });
+    const node = worker.hostname;
+    const prefetch = async () => {
+      const [stats] = await callControl(broadcast, "stats", {}, { destination: [node] });
+      return (stats?.[node] as { prefetch_count: number }).prefetch_count;
+    };
+    // Delivered at once with an eta a second ahead (as from a broker without delayed delivery),
+    // the worker holds them: three messages raise its prefetch (2 + 4) by three.
+    const producer = await resolveTransport(url);
+    cleanups.push(() => producer.close());
+    const eta = new Date(Date.now() + 1_000);
+    const ids = await Promise.all(
+      [1, 2, 3].map(async (n) => {
+        const message = createTaskMessage({ task: "t.add", args: [n, 0], eta });
+        await producer.publish(encodeTaskMessage(message), { queue: "celery" });
+        return message.headers.id;
+      }),
+    );
+    const deadline = Date.now() + 5_000;
+    while ((await prefetch()) !== 9 && Date.now() < deadline) await sleep(10);
+    expect(await prefetch()).toBe(9);
+    await callControl(broadcast, "pool_grow", { n: 1 }, { destination: [node] });
+    expect(await prefetch()).toBe(10);
+    for (const id of ids) await client.asyncResult(id).get({ timeout: 10 });
+    expect(await prefetch()).toBe(7);
+    const now = await client.sendTask("t.add", { args: [4, 0] });
+    expect(await now.get({ timeout: 5 })).toBe(4);
   });
 
   it("revokes: a revoked task never runs; terminate fires the running task's signal", async () => {

@@ -24,12 +24,13 @@ export function controlInternals(
     concurrency: () => worker().concurrency,
     setConcurrency: (n) => {
       const state = worker();
-      // As Celery's pool_grow/shrink move the prefetch with the pool: the default prefetch is
-      // worked out again for the new size; a prefetch the user set moves by the same number.
-      state.flow.prefetch =
+      // As Celery's pool_grow/shrink move the prefetch with the pool: by the change of the
+      // default prefetch, or by n where the user set one. Moved, not set: the prefetch also holds
+      // temporary additions (messages held for their ETA, the rate gate's), undone later.
+      state.flow.prefetch +=
         state.options.prefetch === undefined
-          ? defaultPrefetch(n)
-          : state.flow.prefetch + n - state.concurrency;
+          ? defaultPrefetch(n) - defaultPrefetch(state.concurrency)
+          : n - state.concurrency;
       state.concurrency = n;
       dispatch(state);
     },

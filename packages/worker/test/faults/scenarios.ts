@@ -84,10 +84,15 @@ async function freezeHolding(
     async () => {
       if (!ready() || !holds()) return false;
       worker.child.kill("SIGSTOP");
-      await until(() => stoppedNow(pid), 5_000, "the worker to stop (SIGSTOP)");
-      if (holds()) return true;
-      worker.child.kill("SIGCONT");
-      return false;
+      let frozen = false;
+      try {
+        await until(() => stoppedNow(pid), 5_000, "the worker to stop (SIGSTOP)");
+        frozen = holds();
+        return frozen;
+      } finally {
+        // Left frozen only to be killed; otherwise it runs on (and can stop on SIGTERM).
+        if (!frozen) worker.child.kill("SIGCONT");
+      }
     },
     60_000,
     what,
