@@ -27,6 +27,18 @@ parentPort.on("message", (message) => {
 });
 `;
 
+/**
+ * Told once, when checkpoints leave the thread: `cause` says why. The shared connection has no
+ * logger of its own (its users' loggers differ), so by default this is a process warning.
+ */
+export type CheckpointerFailure = (message: string, cause: string) => void;
+
+const PROCESS_WARNING_CODE = "CELERY_TS_SQLITE_CHECKPOINT_THREAD";
+
+function warnProcess(message: string, cause: string): void {
+  process.emitWarning(`${message}: ${cause}`, { code: PROCESS_WARNING_CODE });
+}
+
 export interface Checkpointer {
   /** Starts a checkpoint, unless one is under way. */
   run(): void;
@@ -41,13 +53,27 @@ export interface Checkpointer {
  * the event loop goes on, and so do the other connections' writes (PASSIVE waits for no one).
  * The thread starts on the first checkpoint, and does not keep the process alive; it costs about
  * 12 MB of memory (a small heap: it only runs the checkpoints). Should it fail to start or run
- * out of memory, `fallback` (a checkpoint on this thread) runs instead.
+ * out of memory, `fallback` (a checkpoint on this thread) runs instead, and `report` is told once.
  */
-export function createCheckpointer(path: string, fallback: () => void): Checkpointer {
+export function createCheckpointer(
+  path: string,
+  fallback: () => void,
+  report: CheckpointerFailure = warnProcess,
+): Checkpointer {
   let worker: Worker | undefined;
   let failed = false;
   let running = false;
   let closed = false;
+  const fail = (cause: unknown): void => {
+    if (failed) return;
+    failed = true;
+    worker = undefined;
+    if (closed) return;
+    report(
+      `celery-ts sqlite: the WAL checkpoint thread of ${path} failed; checkpoints now run on the event loop`,
+      cause instanceof Error ? cause.message : String(cause),
+    );
+  };
   const start = (): Worker => {
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
     const started = new Worker(SOURCE, {
@@ -64,9 +90,8 @@ export function createCheckpointer(path: string, fallback: () => void): Checkpoi
     started.on("message", () => {
       running = false;
     });
-    started.on("error", () => {
-      failed = true;
-      worker = undefined;
+    started.on("error", (error) => {
+      fail(error);
       // The checkpoint it was asked for, here.
       if (running && !closed) fallback();
       running = false;
@@ -79,8 +104,8 @@ export function createCheckpointer(path: string, fallback: () => void): Checkpoi
       if (failed) return fallback();
       try {
         worker ??= start();
-      } catch {
-        failed = true;
+      } catch (error) {
+        fail(error);
         return fallback();
       }
       running = true;
