@@ -5,14 +5,24 @@ import { acquireSharedDb, type SharedDb } from "../src/internal/shared-db.ts";
 import { withRawDb } from "./support/raw-db.ts";
 import { useTempDir } from "./support/temp-dir.ts";
 
-// No thread can start in this file: checkpoints must fall back to the event loop.
-vi.mock("node:worker_threads", () => ({
-  Worker: class {
-    constructor() {
-      throw new Error("no threads here");
-    }
-  },
-}));
+// No thread works in this file: checkpoints must fall back to the event loop. `mode` says how
+// the thread fails: it cannot start, or it ends (without an error) when asked to checkpoint.
+const mode = vi.hoisted(() => ({ current: "throw" as "throw" | "exit" }));
+vi.mock("node:worker_threads", async () => {
+  const { EventEmitter } = await import("node:events");
+  return {
+    Worker: class extends EventEmitter {
+      constructor() {
+        super();
+        if (mode.current === "throw") throw new Error("no threads here");
+      }
+      unref(): void {}
+      postMessage(): void {
+        setImmediate(() => this.emit("exit", 3));
+      }
+    },
+  };
+});
 
 describe("sqlite checkpoints without their thread", () => {
   const dir = useTempDir();
@@ -24,7 +34,7 @@ describe("sqlite checkpoints without their thread", () => {
     vi.restoreAllMocks();
   });
 
-  it("warns once, and checkpoints on the event loop", async () => {
+  const commitAndCheck = async (): Promise<string[]> => {
     const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
     const shared = acquireSharedDb(file());
     held.push(shared);
@@ -36,8 +46,20 @@ describe("sqlite checkpoints without their thread", () => {
       timeout: 10_000,
     });
     expect(withRawDb(file(), (db) => db.all("SELECT count(*) AS n FROM t"))).toEqual([{ n: 350 }]);
-    const warnings = warn.mock.calls.map(([message]) => String(message));
+    return warn.mock.calls.map(([message]) => String(message));
+  };
+
+  it("warns once when the thread cannot start, and checkpoints on the event loop", async () => {
+    mode.current = "throw";
+    const warnings = await commitAndCheck();
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/checkpoints now run on the event loop: no threads here/);
+  });
+
+  it("warns once when the thread ends, and checkpoints on the event loop", async () => {
+    mode.current = "exit";
+    const warnings = await commitAndCheck();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/checkpoints now run on the event loop: .*exit code 3/);
   });
 });
