@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createCheckpointer, type Checkpointer } from "../src/internal/checkpointer.ts";
@@ -27,5 +28,17 @@ describe("sqlite checkpointer", () => {
     expect(fallback).toHaveBeenCalledTimes(1);
     await vi.waitFor(() => expect(fallback).toHaveBeenCalledTimes(2));
     expect(report).toHaveBeenCalledTimes(1);
+  });
+
+  it("never creates the database file", async () => {
+    const fallback = vi.fn();
+    const report = vi.fn();
+    const path = join(dir(), "deleted.db");
+    const checkpointer = createCheckpointer(path, fallback, report);
+    made.push(checkpointer);
+    checkpointer.run();
+    await vi.waitFor(() => expect(fallback).toHaveBeenCalledTimes(1), { timeout: 10_000 });
+    expect(report).toHaveBeenCalledTimes(1);
+    expect(existsSync(path)).toBe(false);
   });
 });

@@ -4,7 +4,9 @@ import { Worker } from "node:worker_threads";
 
 /**
  * The thread's code: its own connection to the file, one PASSIVE checkpoint per "checkpoint"
- * message (answered "done"), and the connection closed on "close". A checkpoint that finds the
+ * message (answered "done"), and the connection closed on "close" (answered "closed"). It never
+ * creates the file: a checkpoint asked for as the database was released, and run once its files
+ * were deleted, fails rather than leave an empty database behind. A checkpoint that finds the
  * file busy or locked is left to the next one; any other error is sent back (`{ error }`), and the
  * main thread then checkpoints on its own. Plain CommonJS source, so that it runs as it is from
  * the TypeScript sources and from the bundle alike.
@@ -15,12 +17,16 @@ const Database = require(workerData.driver);
 let db;
 parentPort.on("message", (message) => {
   if (message === "close") {
-    if (db && db.open) db.close();
-    parentPort.close();
+    try {
+      if (db && db.open) db.close();
+    } finally {
+      parentPort.postMessage("closed");
+      parentPort.close();
+    }
     return;
   }
   try {
-    db ??= new Database(workerData.path, { timeout: 0 });
+    db ??= new Database(workerData.path, { timeout: 0, fileMustExist: true });
     db.pragma("wal_checkpoint(PASSIVE)");
   } catch (error) {
     const code = String((error && error.code) || "");
@@ -52,7 +58,11 @@ const isError = (message: unknown): message is { error: string } =>
 export interface Checkpointer {
   /** Starts a checkpoint, unless one is under way. */
   run(): void;
-  /** Closes the thread's connection; the thread then ends. Idempotent. */
+  /**
+   * Asks the thread to close its connection, after the checkpoint under way if any; once it has
+   * (it answers "closed"), the thread is terminated. Both happen after this returns: nothing
+   * waits for them, and a failure then is not reported. Idempotent.
+   */
   close(): void;
 }
 
@@ -123,6 +133,7 @@ export function createCheckpointer(
     const started = spawn(path);
     started.on("message", (message: unknown) => {
       if (message === "done") running = false;
+      else if (message === "closed") void started.terminate().catch(() => {});
       else if (isError(message)) {
         abandon(message.error);
         started.postMessage("close");
