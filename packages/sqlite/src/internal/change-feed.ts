@@ -136,12 +136,23 @@ function closeWake(path: string): void {
 }
 
 /**
- * Wakes the watchers of other processes: one byte written over the wake file's first byte
- * (a modify event). A write updates the file's times at most once per clock tick, where setting
- * them (utimes) changed the inode, and so the file system's journal, at every commit.
+ * Wakes the file watchers of other processes after a commit.
+ *
+ * On Linux: one byte written over the wake file's first byte, through a descriptor kept open.
+ * inotify raises a modify event on every write, and a write updates the file's times at most
+ * once per clock tick, where setting them (utimes) changed the inode, and so the file system's
+ * journal, at every commit.
+ *
+ * Elsewhere, by name (utimes): macOS watches with FSEvents, which reports a content change only
+ * once the writing descriptor is closed, so writes through a descriptor kept open would wake
+ * other processes late or never (they would fall back to their poll), while a change of the
+ * times is reported at once. On Windows, whether a write through a handle kept open is reported
+ * promptly is doubtful (NTFS may defer the change notice), so it keeps utimes too.
  */
+const WRITE_TO_WAKE = process.platform === "linux";
+
 function touch(path: string): void {
-  if (!versionReaders.has(path)) return touchByName(path);
+  if (!WRITE_TO_WAKE || !versionReaders.has(path)) return touchByName(path);
   const now = Date.now();
   let handle = wakeHandles.get(path);
   if (handle && now - handle.openedAt >= REOPEN_WAKE_MS) {

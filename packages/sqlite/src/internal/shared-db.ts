@@ -135,7 +135,7 @@ function open(path: string): Entry {
   const dataVersion = db.prepare("PRAGMA data_version").pluck();
   const unregisterVersion = readDataVersionWith(path, () => dataVersion.get() as number);
   // PASSIVE: it waits for no reader or writer, and copies what it can. On this thread only
-  // when the checkpointer's thread could not start.
+  // once the checkpointer's thread failed (which it reports once, as a process warning).
   const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
   const checkpointer = createCheckpointer(path, () => {
     try {
