@@ -1,7 +1,6 @@
 import {
-  CeleryTsError,
   createResultWaiters,
-  decodeJson,
+  decodeStoredResult,
   isReadyState,
   resultTimeoutError,
   type Logger,
@@ -15,15 +14,7 @@ import { Link } from "./link.ts";
 
 /** Decodes a stored result; a value that is not JSON is a `MALFORMED_MESSAGE` error. */
 export function decodeResult(key: string, text: string): ResultMeta {
-  try {
-    return decodeJson(text) as ResultMeta;
-  } catch (error) {
-    throw new CeleryTsError(
-      "MALFORMED_MESSAGE",
-      `the result at ${key} is not JSON (${(error as Error).message})`,
-      { pkg: PKG, cause: error },
-    );
-  }
+  return decodeStoredResult(text, `the result at ${key}`, PKG);
 }
 
 export interface ResultSubscriberOptions {
