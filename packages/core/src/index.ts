@@ -67,7 +67,7 @@ export type {
   StoreOptions,
   WaitOptions,
 } from "./result-backend.ts";
-export { createResultWaiters, resultTimeoutError } from "./result-waiters.ts";
+export { createResultWaiters, decodeStoredResult, resultTimeoutError } from "./result-waiters.ts";
 export type { ResultWaiters, ResultWaitersOptions, WaitRequest } from "./result-waiters.ts";
 export {
   DEFAULT_MAILBOX_NAMESPACE,

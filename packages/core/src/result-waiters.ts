@@ -1,5 +1,6 @@
 import { toMs } from "./driver/durations.ts";
 import { CeleryTsError } from "./errors.ts";
+import { decodeJson } from "./json.ts";
 import type { ResultMeta, WaitOptions } from "./result-backend.ts";
 
 /** The longest timer Node runs (about 24.8 days), in seconds: a longer timeout waits this long. */
@@ -16,6 +17,22 @@ export function resultTimeoutError(
     pkg,
     retryable: true,
   });
+}
+
+/**
+ * Decodes a stored result: text that is not JSON is a `MALFORMED_MESSAGE` error of `pkg`, saying
+ * `<what> is not JSON (…)`; `what` names where it came from ("the stored result of task …").
+ */
+export function decodeStoredResult(text: string, what: string, pkg: string): ResultMeta {
+  try {
+    return decodeJson(text) as ResultMeta;
+  } catch (error) {
+    throw new CeleryTsError(
+      "MALFORMED_MESSAGE",
+      `${what} is not JSON (${(error as Error).message})`,
+      { pkg, cause: error },
+    );
+  }
 }
 
 export interface WaitRequest extends WaitOptions {

@@ -1,8 +1,7 @@
 import {
-  CeleryTsError,
   resultTimeoutError,
   createResultWaiters,
-  decodeJson,
+  decodeStoredResult,
   encodeJson,
   isReadyState,
   type ResultBackend,
@@ -64,15 +63,7 @@ async function upsertResult(
 
 /** Decodes a stored result; a value that is not JSON is a `MALFORMED_MESSAGE` error naming it. */
 function decodeRow(taskId: string, meta: string): ResultMeta {
-  try {
-    return decodeJson(meta) as ResultMeta;
-  } catch (error) {
-    throw new CeleryTsError(
-      "MALFORMED_MESSAGE",
-      `the stored result of task ${taskId} is not JSON (${(error as Error).message})`,
-      { pkg: PKG, cause: error },
-    );
-  }
+  return decodeStoredResult(meta, `the stored result of task ${taskId}`, PKG);
 }
 
 /** Resolves the waiters of the ready results among `ids` (a row that cannot be decoded rejects its own). */

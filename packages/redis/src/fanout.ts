@@ -154,8 +154,9 @@ async function publishTo(
   if (viaPubSub(exchange)) {
     // Straight to the socket: ioredis's auto-pipeline would hold it until setImmediate, a turn
     // of the event loop more for each batch of task events. (A channel is no key: no keyPrefix.)
-    const { frame, release } = publishFrame(channel(f, exchange.name, routingKey), message, route);
-    await client.sendCommand(new PublishFrame(frame));
+    const name = channel(f, exchange.name, routingKey);
+    const { frame, release } = publishFrame(name, message, route);
+    await client.sendCommand(new PublishFrame(name, frame));
     release();
     return;
   }

@@ -454,4 +454,23 @@ describe("the result backend's keys, as Celery lays them out", () => {
     await until(async () => (await subscribers()) === 0, 10_000, "the channel left");
     await raw.del(key);
   });
+
+  it("subscribes a wait that follows at once one whose signal had aborted", async () => {
+    const meta = JSON.parse(fixture("redis-result-success.json")) as ResultMeta;
+    const taskId = randomUUID();
+    const key = `celery-task-meta-${taskId}`;
+    const signal = AbortSignal.abort(new Error("aborted before the wait"));
+    await expect(backend.waitFor(taskId, { timeout: 10, signal })).rejects.toThrow("aborted");
+    // Within the unsubscribe delay: the key was never subscribed, so this wait must subscribe.
+    const waiting = backend.waitFor(taskId, { timeout: 10 });
+    await until(
+      async () => ((await raw.pubsub("NUMSUB", key)) as [string, number])[1] >= 1,
+      5_000,
+      "the second wait's subscription",
+    );
+    const text = encodeJson({ ...meta, task_id: taskId, result: 3 });
+    await raw.multi().setex(key, 86_400, text).publish(key, text).exec();
+    expect((await waiting).result).toBe(3);
+    await raw.del(key);
+  });
 });

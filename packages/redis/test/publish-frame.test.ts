@@ -1,7 +1,7 @@
 import { encodeEnvelope, type WireMessage } from "@celery-ts/core";
 import { Command } from "ioredis";
 import { describe, expect, it } from "vitest";
-import { publishFrame } from "../src/internal/publish-frame.ts";
+import { publishFrame, PublishFrame } from "../src/internal/publish-frame.ts";
 
 /** What ioredis writes for `publish(channel, text)`, as bytes. */
 function ioredisBytes(channel: string, text: string): Buffer {
@@ -44,5 +44,34 @@ describe("publishFrame", () => {
     const third = publishFrame("/0.celeryev/task.multi", message("third!", "h"), route);
     expect(third.frame.includes(Buffer.from(Buffer.from("third!").toString("base64")))).toBe(true);
     third.release();
+  });
+
+  it("hands a buffer released twice to one frame only", () => {
+    const first = publishFrame("/0.celeryev/task.multi", message("first", "h"), route);
+    first.release();
+    first.release();
+    const second = publishFrame("/0.celeryev/task.multi", message("second", "h"), route);
+    const copy = Buffer.from(second.frame);
+    const third = publishFrame("/0.celeryev/task.multi", message("third!", "h"), route);
+    expect(second.frame.equals(copy)).toBe(true);
+    expect(third.frame.buffer === second.frame.buffer).toBe(false);
+    second.release();
+    third.release();
+  });
+
+  it("keeps the buffer of a frame between 512 KB and 1 MB for the next frame", () => {
+    const big = publishFrame("/0.celeryev/task.multi", message("x".repeat(600_000), "h"), route);
+    big.release();
+    const next = publishFrame("/0.celeryev/task.multi", message("y".repeat(600_000), "h"), route);
+    expect(next.frame.buffer === big.frame.buffer).toBe(true);
+    next.release();
+  });
+
+  it("names the channel in the PUBLISH command", () => {
+    const { frame, release } = publishFrame("/0.celeryev/task.multi", message("a", "h"), route);
+    expect(new PublishFrame("/0.celeryev/task.multi", frame).args).toEqual([
+      "/0.celeryev/task.multi",
+    ]);
+    release();
   });
 });

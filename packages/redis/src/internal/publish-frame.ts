@@ -13,8 +13,9 @@ import { Command } from "ioredis";
 export class PublishFrame extends Command {
   readonly #frame: Buffer;
 
-  constructor(frame: Buffer) {
-    super("publish", []);
+  /** `channel` is not written (the frame holds it): it names the command in ioredis's errors. */
+  constructor(channel: string, frame: Buffer) {
+    super("publish", [channel]);
     this.#frame = frame;
   }
 
@@ -26,6 +27,8 @@ export class PublishFrame extends Command {
 
 /** Frames above this size get a buffer of their own, not kept. */
 const KEPT_BYTES = 1024 * 1024;
+/** The smallest buffer allocated: small frames share one size, so any spare fits the next. */
+const MIN_BYTES = 64 * 1024;
 /** Buffers kept for the next frames (a worker has a frame or two in flight). */
 const KEPT_BUFFERS = 4;
 const spare: Buffer[] = [];
@@ -47,7 +50,10 @@ export function publishFrame(
   const size = Buffer.byteLength(head) + envelope + 2;
   let buffer = spare.pop();
   if (buffer === undefined || buffer.length < size) {
-    buffer = Buffer.allocUnsafeSlow(size > KEPT_BYTES ? size : Math.max(size * 2, 64 * 1024));
+    // Room to grow (up to the kept size): the next, slightly larger, frame fits as well.
+    buffer = Buffer.allocUnsafeSlow(
+      size > KEPT_BYTES ? size : Math.min(KEPT_BYTES, Math.max(size * 2, MIN_BYTES)),
+    );
   }
   let at = buffer.write(head, 0, "utf8");
   at += buffer.write(ENVELOPE_HEAD, at, "latin1");
@@ -55,10 +61,20 @@ export function publishFrame(
   at += buffer.write(ENVELOPE_MIDDLE, at, "latin1");
   at += buffer.write(rest, at, "latin1");
   at += buffer.write("\r\n", at, "latin1");
+  if (at !== size) {
+    // The $len above would not match the bytes: Redis would read the stream out of step.
+    throw new Error(
+      `redis: the PUBLISH frame for ${channel} is ${String(at)} bytes, not the ${String(size)} computed (non-ASCII envelope part?)`,
+    );
+  }
   const kept = buffer;
+  let released = false;
   return {
     frame: buffer.subarray(0, at),
+    // Once only: a buffer in the spares twice would be handed to two frames at a time.
     release: () => {
+      if (released) return;
+      released = true;
       if (kept.length <= KEPT_BYTES && spare.length < KEPT_BUFFERS) spare.push(kept);
     },
   };

@@ -38,14 +38,22 @@ export interface RedisPrimitivesOptions {
 /** The broker writes on a taken message, in kombu's layout; `open` is the transport's. */
 export function redisWrites(options: RedisPrimitivesOptions): Omit<DriverPrimitives<Held>, "open"> {
   const { keys, command } = options;
+  /** Where a message given back goes (its queue's list for its priority), marked redelivered. */
+  const redelivery = (held: Held): { list: string; raw: string } => {
+    const envelope = parseEnvelope(held.raw);
+    return {
+      list: keys.list(held.queue, priorityOf(envelope)),
+      raw: markRedelivered(held.raw, envelope),
+    };
+  };
   /** Back to the front of its queue, marked redelivered, and no longer unacked nor held. */
   const restore = (client: Redis, held: Held) => {
-    const envelope = parseEnvelope(held.raw);
+    const { list, raw } = redelivery(held);
     return runScript(
       client,
       RESTORE,
-      [keys.unacked, keys.unackedIndex, keys.list(held.queue, priorityOf(envelope)), options.held],
-      [held.tag, "", markRedelivered(held.raw, envelope), "front", "held"],
+      [keys.unacked, keys.unackedIndex, list, options.held],
+      [held.tag, "", raw, "front", "held"],
     );
   };
   return {
@@ -89,9 +97,9 @@ export function redisWrites(options: RedisPrimitivesOptions): Omit<DriverPrimiti
       const lists: string[] = [];
       const args: string[] = [];
       for (const held of handles) {
-        const envelope = parseEnvelope(held.raw);
-        lists.push(keys.list(held.queue, priorityOf(envelope)));
-        args.push(held.tag, markRedelivered(held.raw, envelope));
+        const { list, raw } = redelivery(held);
+        lists.push(list);
+        args.push(held.tag, raw);
       }
       const fixed = [keys.unacked, keys.unackedIndex, options.held];
       await command((client) => runScript(client, HAND_BACK, [...fixed, ...lists], args));

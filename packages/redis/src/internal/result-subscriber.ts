@@ -1,7 +1,6 @@
 import {
-  CeleryTsError,
   createResultWaiters,
-  decodeJson,
+  decodeStoredResult,
   isReadyState,
   resultTimeoutError,
   type Logger,
@@ -15,15 +14,7 @@ import { Link } from "./link.ts";
 
 /** Decodes a stored result; a value that is not JSON is a `MALFORMED_MESSAGE` error. */
 export function decodeResult(key: string, text: string): ResultMeta {
-  try {
-    return decodeJson(text) as ResultMeta;
-  } catch (error) {
-    throw new CeleryTsError(
-      "MALFORMED_MESSAGE",
-      `the result at ${key} is not JSON (${(error as Error).message})`,
-      { pkg: PKG, cause: error },
-    );
-  }
+  return decodeStoredResult(text, `the result at ${key}`, PKG);
 }
 
 export interface ResultSubscriberOptions {
@@ -71,6 +62,11 @@ export class ResultSubscriber {
    * command (a wait for one of them meanwhile keeps its subscription).
    */
   readonly #leaving = new Set<string>();
+  /**
+   * Keys subscribed on the current connection, by their SUBSCRIBE (settled once Redis confirmed
+   * it): only these are unsubscribed; a new connection has none.
+   */
+  readonly #subscribed = new Map<string, Promise<unknown>>();
   #leaveTimer: NodeJS.Timeout | undefined;
 
   constructor(options: ResultSubscriberOptions) {
@@ -80,7 +76,6 @@ export class ResultSubscriber {
   /** Waits for the ready state of `key` (the result of `taskId`). */
   wait(key: string, taskId: string, options: WaitOptions): Promise<ResultMeta> {
     const link = this.#subscription();
-    const first = !this.#waiters.has(key);
     const waiting = this.#waiters.wait(key, {
       ...options,
       timeoutError: () =>
@@ -93,12 +88,15 @@ export class ResultSubscriber {
             ),
     });
     if (!this.#waiters.has(key)) return waiting; // the signal had aborted already
+    this.#leaving.delete(key);
     // Subscribe first, then read: a result stored in between is heard, one stored before is read.
-    // A key still subscribed from an earlier wait needs only the read.
+    // A key subscribed by an earlier wait (its SUBSCRIBE maybe still in flight) reads once that
+    // subscription is confirmed: a read before it could miss a result stored in between.
+    const subscribed = this.#subscribed.get(key);
     const subscribeAndRead = link.isReady
-      ? first && !this.#leaving.delete(key)
-        ? this.#subscribeAndRead(link.client, key)
-        : this.#recheck([key])
+      ? subscribed
+        ? subscribed.then(() => this.#recheck([key]))
+        : this.#subscribeAndRead(link.client, key)
       : // Not connected yet (or reconnecting): the ready handler subscribes and reads.
         link.waitReady(Number.POSITIVE_INFINITY).then(() => this.#recheck([key]));
     subscribeAndRead.catch((error: unknown) => {
@@ -114,12 +112,14 @@ export class ResultSubscriber {
   async close(error: unknown): Promise<void> {
     this.#waiters.rejectAll(error);
     this.#forgetLeaving();
+    this.#subscribed.clear();
     await this.#link?.close();
   }
 
   /** No one waits for `key` any more: it is unsubscribed with the others that leave meanwhile. */
   #leave(key: string): void {
-    if (this.#options.closed() || !this.#link?.isReady) return;
+    // A key never subscribed (a wait aborted at once, or one on a lost connection) has nothing to leave.
+    if (this.#options.closed() || !this.#link?.isReady || !this.#subscribed.has(key)) return;
     this.#leaving.add(key);
     this.#leaveTimer ??= setTimeout(() => {
       this.#leaveTimer = undefined;
@@ -127,6 +127,7 @@ export class ResultSubscriber {
       this.#leaving.clear();
       const link = this.#link;
       if (keys.length === 0 || this.#options.closed() || !link?.isReady) return;
+      for (const key of keys) this.#subscribed.delete(key);
       link.client.unsubscribe(...keys).catch(() => undefined);
     }, UNSUBSCRIBE_AFTER_MS).unref();
   }
@@ -136,6 +137,14 @@ export class ResultSubscriber {
     clearTimeout(this.#leaveTimer);
     this.#leaveTimer = undefined;
     this.#leaving.clear();
+  }
+
+  /** Sends SUBSCRIBE for `keys`, recorded as subscribed until unsubscribed or disconnected. */
+  #subscribe(keys: string[], send: () => Promise<unknown>): Promise<unknown> {
+    const sent = send();
+    const confirmed = sent.catch(() => undefined);
+    for (const key of keys) this.#subscribed.set(key, confirmed);
+    return sent;
   }
 
   /** Resolves every waiter of `key` with its own copy of the meta, if it is a ready state. */
@@ -168,10 +177,12 @@ export class ResultSubscriber {
    */
   async #subscribeAndRead(client: Redis, key: string): Promise<void> {
     if (!speaksResp3(client)) {
-      await client.subscribe(key);
+      await this.#subscribe([key], () => client.subscribe(key));
       return this.#recheck([key]);
     }
-    const replies = await client.pipeline().subscribe(key).get(key).exec();
+    const replies = (await this.#subscribe([key], () =>
+      client.pipeline().subscribe(key).get(key).exec(),
+    )) as [Error | null, unknown][] | null;
     const [subscribed, read] = replies ?? [];
     if (!subscribed || subscribed[0]) throw subscribed?.[0] ?? new Error("no reply to SUBSCRIBE");
     if (!read || read[0]) return this.#recheck([key]);
@@ -208,12 +219,16 @@ export class ResultSubscriber {
         this.#waiters.rejectAll(error);
       },
     });
-    link.onReady(() => {
+    // The connection's subscriptions end with it (not on "ready": ioredis is ready a tick before
+    // it says so, and a wait in that tick may have subscribed already).
+    link.client.on("close", () => {
+      this.#subscribed.clear();
       this.#forgetLeaving();
-      const keys = this.#waiters.keys();
+    });
+    link.onReady(() => {
+      const keys = this.#waiters.keys().filter((key) => !this.#subscribed.has(key));
       if (keys.length === 0) return;
-      link.client
-        .subscribe(...keys)
+      this.#subscribe(keys, () => link.client.subscribe(...keys))
         .then(() => this.#recheck(keys))
         .catch((error: unknown) => {
           logger.debug("redis: could not subscribe to pending results; retrying on reconnect", {

@@ -1,7 +1,6 @@
 import {
-  CeleryTsError,
   createResultWaiters,
-  decodeJson,
+  decodeStoredResult,
   isCeleryTsError,
   resultTimeoutError,
   type ResultMeta,
@@ -18,15 +17,7 @@ export interface ResultRow {
 
 /** Decodes a stored result; a value that is not JSON is a `MALFORMED_MESSAGE` error. */
 export function decodeRow(row: ResultRow): ResultMeta {
-  try {
-    return decodeJson(row.meta) as ResultMeta;
-  } catch (error) {
-    throw new CeleryTsError(
-      "MALFORMED_MESSAGE",
-      `the stored result of task ${row.task_id} is not JSON (${(error as Error).message})`,
-      { pkg: PKG, cause: error },
-    );
-  }
+  return decodeStoredResult(row.meta, `the stored result of task ${row.task_id}`, PKG);
 }
 
 export interface ResultPollerOptions {
