@@ -7,10 +7,11 @@ import {
   type StoreOptions,
 } from "@celery-ts/core";
 import { closedError, durationOption, toMs } from "@celery-ts/core/driver";
-import { Command, type Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { redisChords } from "./internal/chords.ts";
 import { PKG } from "./internal/errors.ts";
 import { runScript, STORE_RESULT } from "./internal/scripts.ts";
+import { sendNow } from "./internal/send-now.ts";
 import { duplicateClient, Link, resolveConnection, type RedisConnection } from "./internal/link.ts";
 import { prepareResult, serverOf, type ResultWrite } from "./internal/prepared-store.ts";
 import { decodeResult, ResultSubscriber } from "./internal/result-subscriber.ts";
@@ -59,18 +60,6 @@ const ZERO_ALLOWED = { zero: true } as const;
 const TASK_KEY_PREFIX = "celery-task-meta-";
 
 /**
- * MGET written at once: ioredis's auto-pipeline would hold it until setImmediate and wrap it in a
- * pipeline. A client given with ioredis's keyPrefix gets it here as on its other commands.
- */
-function mgetNow(client: Redis, keys: string[]): Promise<(string | null)[]> {
-  const { keyPrefix } = client.options;
-  const options = keyPrefix
-    ? { keyPrefix, replyEncoding: "utf8" as const }
-    : { replyEncoding: "utf8" as const };
-  return client.sendCommand(new Command("mget", keys, options)) as Promise<(string | null)[]>;
-}
-
-/**
  * Task results in Redis, laid out as Celery's Redis backend lays them out: the key
  * `celery-task-meta-<task id>` holds the JSON meta, with an expiry, and each store is published on
  * a channel of the same name, so a waiting client (Python or TypeScript) wakes at once.
@@ -109,7 +98,11 @@ export function createRedisBackend(options: RedisBackendOptions | string = {}): 
   };
   const results = new ResultSubscriber({
     newClient: () => duplicateClient(resolved.client, "results"),
-    mget: (keys) => main.run(offlineTimeoutMs, (client) => mgetNow(client, keys)),
+    mget: (keys) =>
+      main.run(
+        offlineTimeoutMs,
+        (client) => sendNow(client, "mget", keys, "utf8") as Promise<(string | null)[]>,
+      ),
     target,
     logger,
     reconnectAttempts: resolved.reconnectAttempts,

@@ -5,10 +5,11 @@ import {
   type PublishOptions,
   type WireMessage,
 } from "@celery-ts/core";
-import { Command, type Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { PKG } from "./errors.ts";
 import type { KeyLayout } from "./keys.ts";
 import { queuedMessage } from "./queued-message.ts";
+import { sendNow } from "./send-now.ts";
 
 /** The most values one LPUSH carries (a list with more gets several LPUSHes in the MULTI). */
 const MAX_VALUES = 1_000;
@@ -175,11 +176,7 @@ async function write(
 ): Promise<Refusals | undefined> {
   const [only] = lists;
   if (declaring.size === 0 && lists.size === 1 && only && only[1].length <= MAX_VALUES) {
-    // Straight to the socket: ioredis's auto-pipeline would hold it until setImmediate. A
-    // client given with ioredis's keyPrefix gets it here as on its other commands.
-    const { keyPrefix } = client.options;
-    const lpush = new Command("lpush", [only[0], ...only[1]], keyPrefix ? { keyPrefix } : {});
-    await client.sendCommand(lpush);
+    await sendNow(client, "lpush", [only[0], ...only[1]]);
     return undefined;
   }
   const transaction = client.multi();
