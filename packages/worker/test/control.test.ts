@@ -17,8 +17,8 @@ import {
   type Broadcast,
   type CeleryEvent,
 } from "@celery-ts/core";
-import { sleep } from "@celery-ts/core/driver";
 import { createClient } from "@celery-ts/client";
+import { waitUntil } from "@celery-ts/testing";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { mergeRevoked } from "../src/control/commands.ts";
 import { RevokedSet } from "../src/control/revoked.ts";
@@ -148,9 +148,10 @@ describe("remote control (memory broker)", () => {
         return message.headers.id;
       }),
     );
-    const deadline = Date.now() + 5_000;
-    while ((await prefetch()) !== 9 && Date.now() < deadline) await sleep(10);
-    expect(await prefetch()).toBe(9);
+    await waitUntil(async () => (await prefetch()) === 9, {
+      timeoutMs: 5_000,
+      what: "the three ETA messages to be held",
+    });
     await callControl(broadcast, "pool_grow", { n: 1 }, { destination: [node] });
     expect(await prefetch()).toBe(10);
     for (const id of ids) await client.asyncResult(id).get({ timeout: 10 });
