@@ -1,8 +1,7 @@
-import { statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { acquireSharedDb, type SharedDb } from "../src/internal/shared-db.ts";
-import { withRawDb } from "./support/raw-db.ts";
+import { commitUntilCheckpointed } from "./support/checkpointed.ts";
 import { useTempDir } from "./support/temp-dir.ts";
 
 // No thread works in this file: checkpoints must fall back to the event loop. `mode` says how
@@ -38,14 +37,8 @@ describe("sqlite checkpoints without their thread", () => {
     const warn = vi.spyOn(process, "emitWarning").mockImplementation(() => {});
     const shared = acquireSharedDb(file());
     held.push(shared);
-    shared.db.exec("CREATE TABLE t (x INTEGER, pad BLOB)");
-    const insert = shared.db.prepare("INSERT INTO t (x, pad) VALUES (?, zeroblob(2000))");
     // One commit each: a checkpoint is due after every hundred of them, three in all.
-    for (let x = 0; x < 350; x++) await shared.write(() => insert.run(x), undefined);
-    await vi.waitFor(() => expect(statSync(file()).size).toBeGreaterThan(300 * 2000), {
-      timeout: 10_000,
-    });
-    expect(withRawDb(file(), (db) => db.all("SELECT count(*) AS n FROM t"))).toEqual([{ n: 350 }]);
+    await commitUntilCheckpointed(shared, file(), 350, 300 * 2000);
     return warn.mock.calls.map(([message]) => String(message));
   };
 

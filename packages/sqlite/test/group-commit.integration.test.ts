@@ -1,9 +1,9 @@
-import { statSync } from "node:fs";
 import { join } from "node:path";
 import { isCeleryTsError } from "@celery-ts/core";
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { acquireSharedDb, type SharedDb } from "../src/internal/shared-db.ts";
 import { withRawDb } from "./support/raw-db.ts";
+import { commitUntilCheckpointed } from "./support/checkpointed.ts";
 import { useTempDir } from "./support/temp-dir.ts";
 
 describe("sqlite group commit", () => {
@@ -51,15 +51,7 @@ describe("sqlite group commit", () => {
 
   it("copies the WAL into the database file as commits add up, on the checkpointer's thread", async () => {
     const shared = acquire();
-    shared.db.exec("CREATE TABLE t (x INTEGER, pad BLOB)");
-    const insert = shared.db.prepare("INSERT INTO t (x, pad) VALUES (?, zeroblob(2000))");
     // One commit each: the checkpoint comes after a hundred of them.
-    for (let x = 0; x < 250; x++) await shared.write(() => insert.run(x), undefined);
-    // The rows reach the database file itself only by a checkpoint (SQLite's automatic one waits
-    // for 10,000 pages of WAL, far more than these 250 rows).
-    await vi.waitFor(() => expect(statSync(file()).size).toBeGreaterThan(100 * 2000), {
-      timeout: 10_000,
-    });
-    expect(withRawDb(file(), (db) => db.all("SELECT count(*) AS n FROM t"))).toEqual([{ n: 250 }]);
+    await commitUntilCheckpointed(shared, file(), 250, 100 * 2000);
   });
 });
